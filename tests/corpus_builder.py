@@ -10,7 +10,8 @@ import soundfile
 SR = 16_000
 # class → (base frequency Hz, amplitude): separable by pitch and loudness, so fbank features learn it
 TONE = {"neu": (180.0, 0.10), "hap": (320.0, 0.20), "exc": (340.0, 0.22), "ang": (260.0, 0.45),
-        "sad": (120.0, 0.05), "fru": (200.0, 0.3), "xxx": (150.0, 0.1), "sur": (400.0, 0.3)}
+        "sad": (120.0, 0.05), "fru": (200.0, 0.3), "xxx": (150.0, 0.1), "sur": (400.0, 0.3),
+        "dis": (230.0, 0.25)}
 
 
 @dataclass(frozen=True)
