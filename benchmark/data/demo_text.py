@@ -1,0 +1,93 @@
+"""Sentence pools of the synthetic demo corpus.
+
+Each emotion has its own pool, and all emotions also draw from a shared pool of neutral-sounding
+sentences, so a transcript carries some, but not all, of the emotion: the shared sentences can only be
+told apart by how they are spoken.
+"""
+from __future__ import annotations
+
+SHARED: tuple[str, ...] = (
+    "I am going to the store.",
+    "The meeting starts at nine.",
+    "She called me this morning.",
+    "We need to talk about it.",
+    "The train leaves at noon.",
+    "Did you see the letter?",
+    "It is on the kitchen table.",
+    "He said he would be here.",
+    "They moved to a new house.",
+    "I read the whole report.",
+    "Let me check the schedule.",
+    "That is what they told me.",
+    "We will know by tomorrow.",
+    "The results came in today.",
+    "You should open the box.",
+    "I got the message.",
+)
+
+BY_EMOTION: dict[str, tuple[str, ...]] = {
+    "neu": (
+        "The office closes at five.",
+        "Please fill out this form.",
+        "I need your ID card.",
+        "The bus comes every hour.",
+        "Take a seat over there.",
+        "My name is on the list.",
+        "It takes about ten minutes.",
+        "The forms are in the drawer.",
+        "I will call you back later.",
+        "We have two options here.",
+        "The address is on the back.",
+        "Could you spell that for me?",
+        "It is a normal day.",
+        "Put the files in order.",
+    ),
+    "hap": (
+        "This is wonderful news!",
+        "I got the job!",
+        "We are getting married!",
+        "I love this so much.",
+        "What a beautiful day!",
+        "You made my whole week.",
+        "I can't wait to see you!",
+        "That was the best party ever.",
+        "We won the game!",
+        "Thank you, this is perfect.",
+        "I am so proud of you.",
+        "Let's celebrate tonight!",
+        "Everything worked out great.",
+        "You are the best friend ever.",
+    ),
+    "ang": (
+        "Get out of my way!",
+        "I told you a hundred times!",
+        "This is completely unacceptable.",
+        "Don't you dare lie to me!",
+        "Stop touching my things!",
+        "You never listen to me!",
+        "I am sick of your excuses.",
+        "Who do you think you are?",
+        "Leave me alone right now!",
+        "That is not my problem!",
+        "You ruined everything again.",
+        "I want my money back now!",
+        "How could you do this to me?",
+        "Just shut the door!",
+    ),
+    "sad": (
+        "I miss him every day.",
+        "She is not coming back.",
+        "I lost my job today.",
+        "Nobody remembered my birthday.",
+        "I feel so alone here.",
+        "It was my fault, really.",
+        "We had to sell the house.",
+        "I don't know what to do anymore.",
+        "The dog died last night.",
+        "Nothing ever works out for me.",
+        "I wish things were different.",
+        "He left without a word.",
+        "I am so tired of trying.",
+        "It will never be the same.",
+    ),
+}
