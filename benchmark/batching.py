@@ -12,12 +12,17 @@ from .data.iemocap import Utterance
 
 
 def duration_batches(
-    durations: Sequence[float], max_seconds: float, generator: torch.Generator | None = None
+    durations: Sequence[float],
+    max_seconds: float,
+    generator: torch.Generator | None = None,
+    min_batch_size: int = 1,
 ) -> list[list[int]]:
     """Index batches whose padded size (rows × longest duration) stays within `max_seconds`.
 
     Utterances are sorted by duration (ties broken by the generator when given), cut greedily, and the
-    batch order is shuffled with the generator; an utterance longer than the cap gets a batch alone.
+    batch order is shuffled with the generator. A batch holds at least `min_batch_size` utterances
+    (training uses 2: batch statistics need two rows), exceeding the cap only for that; a last short
+    batch joins the one before it.
     """
     if max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -27,12 +32,15 @@ def duration_batches(
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:  # ascending durations: the newest member is the longest
-        if current and (len(current) + 1) * durations[index] > max_seconds:
+        if len(current) >= min_batch_size and (len(current) + 1) * durations[index] > max_seconds:
             batches.append(current)
             current = []
         current.append(index)
     if current:
-        batches.append(current)
+        if len(current) < min_batch_size and batches:
+            batches[-1].extend(current)
+        else:
+            batches.append(current)
     if generator is not None:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches

@@ -19,7 +19,7 @@ from .io import atomic_write_text, check_writable_dir
 from .metrics import score
 from .model import EmotionModel
 from .seeding import isolated_rng
-from .train import TrainConfig, evaluate, train_model
+from .train import TrainConfig, evaluate, frozen_features, train_model
 
 DEFAULT_DATA_ROOT = Path("data")
 DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
@@ -40,6 +40,7 @@ class RunRequest:
     split: str = "superb"
     strict: bool | None = None
     upstream_ckpt: str | None = None
+    input_norm: bool | None = None  # None: on for fbank (raw log-mel energies), off for learned features
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -70,18 +71,21 @@ def _build_model(request: RunRequest, seed: int) -> EmotionModel:
     options = {"ckpt": request.upstream_ckpt} if request.upstream_ckpt else {}
     with isolated_rng(seed):
         upstream = build_upstream(request.upstream, **options)
-        return EmotionModel([upstream], DownstreamConfig(aggregator=request.downstream))
+        input_norm = request.input_norm if request.input_norm is not None else get_spec(request.upstream).backend == "fbank"
+        return EmotionModel([upstream], DownstreamConfig(aggregator=request.downstream, input_norm=input_norm))
 
 
 def run_fold(request: RunRequest, fold: splits.Fold, store: AudioStore) -> FoldResult:
     seed = request.seed * 100 + fold.index
     model = _build_model(request, seed)
+    features = frozen_features(model, store, request.train)
     with isolated_rng(seed) as generator:
         trained = train_model(model, fold.train, fold.valid, request.train, generator, store,
-                              desc=f"fold {fold.index}")
+                              desc=f"fold {fold.index}", features=features)
     model.load_state_dict(trained.best_state)
     labels = [u.label_index for u in fold.test]
-    scores = score(labels, evaluate(model, fold.test, store, request.train.eval_batch_seconds), len(iemocap.LABELS))
+    predictions = evaluate(model, fold.test, store, request.train.eval_batch_seconds, features)
+    scores = score(labels, predictions, len(iemocap.LABELS))
     print(f"fold {fold.index}: WA {100 * scores.wa:.2f}  UA {100 * scores.ua:.2f}  "
           f"(best epoch {trained.best_epoch}, {len(fold.test)} test utterances)")
     return FoldResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),

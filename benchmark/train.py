@@ -12,9 +12,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
+from .cache import FrozenFeatures
 from .data.iemocap import LABELS, Utterance
 from .metrics import score
 from .model import EmotionModel
+from upstream.interface import Batch
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,36 @@ def _set_mode(model: EmotionModel, training: bool, config: TrainConfig) -> None:
         model.upstreams.eval()  # frozen upstreams always run as at inference
 
 
-def evaluate(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, max_batch_seconds: float) -> np.ndarray:
+def frozen_features(model: EmotionModel, store: AudioStore, config: TrainConfig) -> list[FrozenFeatures] | None:
+    """Feature stores for the upstreams when they stay frozen (None when they are fine-tuned)."""
+    if config.finetune_upstream:
+        return None
+    return [FrozenFeatures(upstream, store, config.eval_batch_seconds) for upstream in model.upstreams]
+
+
+def logits_of(model: EmotionModel, batch: Batch, features: list[FrozenFeatures] | None) -> Tensor:
+    """(B, num_classes) logits, from stored hidden states when the upstreams are frozen."""
+    if features is None:
+        return model(batch)
+    return model.downstream([f.outputs(batch.ids) for f in features])
+
+
+def evaluate(
+    model: EmotionModel,
+    utterances: Sequence[Utterance],
+    store: AudioStore,
+    max_batch_seconds: float,
+    features: list[FrozenFeatures] | None = None,
+) -> np.ndarray:
     """Predicted class index per utterance, in the order given."""
     model.eval()
+    for feature_store in features or []:
+        feature_store.precompute(utterances)
     predictions = np.zeros(len(utterances), dtype=np.int64)
     batches = duration_batches([u.duration for u in utterances], max_batch_seconds)
     with torch.no_grad():
         for indices in batches:
-            logits = model(make_batch([utterances[i] for i in indices], store))
+            logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features)
             predictions[indices] = logits.argmax(dim=-1).numpy()
     return predictions
 
@@ -104,12 +128,18 @@ def train_model(
     store: AudioStore,
     on_epoch: Callable[[EpochLog], None] | None = None,
     desc: str = "train",
+    features: list[FrozenFeatures] | None = None,
 ) -> TrainResult:
-    """Train on `train_set`, keep the state with the best validation accuracy (earliest on ties)."""
+    """Train on `train_set`, keep the state with the best validation accuracy (earliest on ties).
+
+    `features` (see `frozen_features`) must be given when the upstreams are frozen.
+    """
     _prepare_upstreams(model, config)
+    for feature_store in features or []:
+        feature_store.precompute(train_set)
     optimizer = _optimizer(model, config)
     durations = [u.duration for u in train_set]
-    steps_per_epoch = math.ceil(len(duration_batches(durations, config.max_batch_seconds)) / config.grad_accumulation)
+    steps_per_epoch = math.ceil(len(duration_batches(durations, config.max_batch_seconds, None, 2)) / config.grad_accumulation)
     total_steps = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     labels = np.array([u.label_index for u in valid_set])
@@ -118,13 +148,13 @@ def train_model(
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        batches = duration_batches(durations, config.max_batch_seconds, generator)
+        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2)
         _set_mode(model, True, config)
         total_loss, hits, seen = 0.0, 0, 0
         progress = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0, disable=None)
         for position, indices in enumerate(progress):
             batch = make_batch([train_set[i] for i in indices], store)
-            logits = model(batch)
+            logits = logits_of(model, batch, features)
             loss = loss_fn(logits, batch.labels)
             (loss / config.grad_accumulation).backward()
             total_loss += loss.item() * len(indices)
@@ -138,7 +168,7 @@ def train_model(
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
-        valid = score(labels, evaluate(model, valid_set, store, config.eval_batch_seconds), len(LABELS))
+        valid = score(labels, evaluate(model, valid_set, store, config.eval_batch_seconds, features), len(LABELS))
         lrs = [group["lr"] for group in optimizer.param_groups]
         log = EpochLog(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,

@@ -49,3 +49,11 @@ def test_make_batch_pads_with_zeros_and_keeps_lengths(tone_corpus):
         assert not batch.wavs[row, n:].any()
     assert batch.labels.tolist() == [u.label_index for u in utterances]
     assert batch.texts == [u.text for u in utterances]
+
+
+def test_minimum_batch_size_is_kept():
+    durations = [1.0, 1.0, 1.0, 20.0, 25.0, 30.0, 2.0]
+    batches = duration_batches(durations, 10.0, torch.Generator().manual_seed(0), min_batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert all(len(b) >= 2 for b in batches)
+    assert len(duration_batches(durations, 10.0)) > len(batches)  # singletons exist without the minimum

@@ -1,0 +1,158 @@
+"""The downstream assembled from a typed config: featurizer → [fusion] → aggregator → classifier.
+
+    fusion "none":  one branch     featurizer → aggregator                       → classifier
+    fusion "early": branches (+)   featurizer_i → align + concat → aggregator    → classifier
+    fusion "late":  branches (&)   featurizer_i → aggregator_i → concat          → classifier
+
+Every field of `DownstreamConfig` is a plain value (str, int, float, tuple) or a nested frozen
+dataclass, so an experiment file describes any Table 1 row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence, TypeVar
+
+from torch import Tensor, nn
+
+from upstream.interface import UpstreamOutput
+
+from .catalog import AGGREGATORS, build_aggregator, output_size
+from .classifier import Classifier
+from .ecapa import EcapaConfig
+from .featurizer import LayerSpec, WeightedLayerSum, build_featurizer, check_layer_spec
+from .fusion import FRAME_RATES, EarlyFusion, LateFusion
+from .normalization import MaskedFeatureNorm
+
+FUSIONS: tuple[str, ...] = ("none", "early", "late")
+
+
+@dataclass(frozen=True)
+class BranchSpec:
+    """What the downstream needs to know of one upstream feeding it (downsample_rate 0: text tokens)."""
+
+    num_layers: int
+    hidden_size: int
+    downsample_rate: int
+
+
+@dataclass(frozen=True)
+class DownstreamConfig:
+    """Typed description of a downstream.
+
+    featurizer: "last" | "weighted" | layer index, or a tuple of those, one per branch.
+    aggregator: "mean" | "ecapa"; with fusion "late", optionally a tuple, one per branch.
+    fusion: "none" (exactly one branch) | "early" (`+`) | "late" (`&`).
+    classifier_hidden: 0 = linear classifier, else the hidden width of a one-hidden-layer MLP.
+    dropout: dropout before the classifier's layers.
+    fusion_frame_rate: early fusion's common frame rate, "coarsest" or "finest" (see `fusion`).
+    input_norm: standardise each branch's features with running statistics (`MaskedFeatureNorm`).
+    ecapa: sizes of every ECAPA aggregator.
+    """
+
+    featurizer: LayerSpec | tuple[LayerSpec, ...] = "last"
+    aggregator: str | tuple[str, ...] = "mean"
+    fusion: str = "none"
+    classifier_hidden: int = 0
+    dropout: float = 0.0
+    num_classes: int = 4
+    fusion_frame_rate: str = "coarsest"
+    input_norm: bool = False
+    ecapa: EcapaConfig = field(default_factory=EcapaConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("featurizer", "aggregator"):  # accept YAML lists; store hashable tuples
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        featurizers = self.featurizer if isinstance(self.featurizer, tuple) else (self.featurizer,)
+        for spec in featurizers:
+            check_layer_spec(spec)
+        aggregators = self.aggregator if isinstance(self.aggregator, tuple) else (self.aggregator,)
+        for name in aggregators:
+            if name not in AGGREGATORS:
+                raise ValueError(f"unknown aggregator {name!r}; expected one of {', '.join(AGGREGATORS)}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
+        if len(aggregators) > 1 and self.fusion != "late":
+            raise ValueError("one aggregator per branch needs fusion: late; give a single aggregator name")
+        if self.fusion_frame_rate not in FRAME_RATES:
+            raise ValueError(
+                f"unknown fusion_frame_rate {self.fusion_frame_rate!r}; expected one of {', '.join(FRAME_RATES)}"
+            )
+        if self.classifier_hidden < 0 or self.num_classes < 2 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(
+                "need classifier_hidden >= 0, num_classes >= 2 and 0 <= dropout < 1, got "
+                f"{self.classifier_hidden}, {self.num_classes}, {self.dropout}"
+            )
+
+
+T = TypeVar("T")
+
+
+def _per_branch(value: T | tuple[T, ...], count: int, name: str) -> list[T]:
+    """A config value broadcast to `count` branches, or its tuple checked to hold one per branch."""
+    if not isinstance(value, tuple):
+        return [value] * count
+    if len(value) == 1:
+        return list(value) * count
+    if len(value) != count:
+        raise ValueError(f"{name} lists {len(value)} values for {count} branches; give one value or one per branch")
+    return list(value)
+
+
+class DownstreamModel(nn.Module):
+    """Upstream outputs, one per branch in `branches` order → (B, num_classes) logits."""
+
+    def __init__(self, config: DownstreamConfig, branches: Sequence[BranchSpec]) -> None:
+        super().__init__()
+        if not branches:
+            raise ValueError("a downstream needs at least one branch")
+        if config.fusion == "none" and len(branches) != 1:
+            raise ValueError(f"{len(branches)} branches need fusion: early or late (got fusion: none)")
+        self.config = config
+        self.branches = tuple(branches)
+        layer_specs: list[LayerSpec] = _per_branch(config.featurizer, len(branches), "featurizer")
+        self.featurizers = nn.ModuleList(
+            build_featurizer(spec, branch.num_layers) for spec, branch in zip(layer_specs, branches, strict=True)
+        )
+        self.input_norms = (
+            nn.ModuleList(MaskedFeatureNorm(b.hidden_size) for b in branches) if config.input_norm else None
+        )
+        self.early: EarlyFusion | None = None
+        self.late: LateFusion | None = None
+        self.aggregator: nn.Module | None = None
+        if config.fusion == "late":
+            names = _per_branch(config.aggregator, len(branches), "aggregator")
+            self.late = LateFusion(
+                [build_aggregator(n, b.hidden_size, config.ecapa) for n, b in zip(names, branches, strict=True)]
+            )
+            self.output_size = self.late.output_size
+        else:
+            if config.fusion == "early":
+                self.early = EarlyFusion([b.downsample_rate for b in branches], config.fusion_frame_rate)
+            (name,) = _per_branch(config.aggregator, 1, "aggregator")
+            self.aggregator = build_aggregator(name, sum(b.hidden_size for b in branches), config.ecapa)
+            self.output_size = output_size(self.aggregator)
+        self.classifier = Classifier(self.output_size, config.num_classes, config.classifier_hidden, config.dropout)
+
+    def embed(self, outputs: Sequence[UpstreamOutput]) -> Tensor:
+        """Upstream outputs → (B, output_size) utterance embeddings (the classifier's input)."""
+        if len(outputs) != len(self.branches):
+            raise ValueError(f"downstream built for {len(self.branches)} branches got {len(outputs)} upstream outputs")
+        features = [f(o.hidden_states) for f, o in zip(self.featurizers, outputs, strict=True)]
+        lengths = [o.lengths for o in outputs]
+        if self.input_norms is not None:
+            features = [norm(f, n) for norm, f, n in zip(self.input_norms, features, lengths, strict=True)]
+        if self.late is not None:
+            return self.late(features, lengths)
+        assert self.aggregator is not None
+        if self.early is not None:
+            fused, fused_lengths = self.early(features, lengths)
+            return self.aggregator(fused, fused_lengths)
+        return self.aggregator(features[0], lengths[0])
+
+    def forward(self, outputs: Sequence[UpstreamOutput]) -> Tensor:
+        return self.classifier(self.embed(outputs))
+
+    def layer_weights(self) -> list[Tensor | None]:
+        """Per branch, the (num_layers,) weights of a weighted featurizer, else None."""
+        return [f.layer_weights if isinstance(f, WeightedLayerSum) else None for f in self.featurizers]
