@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,s3prl]'
 	touch $(STAMP)
 
 venv: $(STAMP)

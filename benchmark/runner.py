@@ -40,6 +40,7 @@ class RunRequest:
     split: str = "superb"
     strict: bool | None = None
     upstream_ckpt: str | None = None
+    trust_checkpoint: bool = False
     input_norm: bool | None = None  # None: on for fbank (raw log-mel energies), off for learned features
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -68,7 +69,7 @@ def corpus_dir(request: RunRequest) -> Path:
 
 
 def _build_model(request: RunRequest, seed: int) -> EmotionModel:
-    options = {"ckpt": request.upstream_ckpt} if request.upstream_ckpt else {}
+    options = {"ckpt": request.upstream_ckpt, "trust_checkpoint": request.trust_checkpoint or None}
     with isolated_rng(seed):
         upstream = build_upstream(request.upstream, **options)
         input_norm = request.input_norm if request.input_norm is not None else get_spec(request.upstream).backend == "fbank"

@@ -31,6 +31,7 @@ class FbankUpstream(Upstream):
     num_layers = 1
     hidden_size = NUM_MEL_BINS
     downsample_rate = _SHIFT
+    receptive_field = _WINDOW
 
     def forward(self, wavs: Tensor, wav_lens: Tensor) -> UpstreamOutput:
         lengths = fbank_frames(wav_lens)

@@ -8,13 +8,19 @@ Two kinds of entries:
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import inspect
+import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
 from .interface import SAMPLE_RATE, Modality, Upstream
 
 UpstreamFactory = Callable[..., Upstream]
+PLUGINS_ENV = "SER_UPSTREAM_PLUGINS"
 
 
 def _always() -> bool:
@@ -137,8 +143,8 @@ def get_spec(name: str) -> UpstreamSpec:
     )
 
 
-def _check_options(name: str, factory: UpstreamFactory, options: dict[str, object]) -> None:
-    parameters = inspect.signature(factory).parameters.values()
+def _check_options(name: str, factory: UpstreamFactory, positional: int, options: dict[str, object]) -> None:
+    parameters = list(inspect.signature(factory).parameters.values())[positional:]
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return
     accepted = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
@@ -152,10 +158,34 @@ def build_upstream(name: str, **options: object) -> Upstream:
     """Build the upstream registered as `name`; `options` go to its factory (e.g. `ckpt=PATH`).
 
     Options that are None are dropped, so callers can forward optional CLI flags unconditionally.
+    The upstream comes back in eval mode (as `from_pretrained` models do); `.train()` to fine-tune.
     """
     factory, args = _resolve(name)
     options = {key: value for key, value in options.items() if value is not None}
-    _check_options(name, factory, options)
+    _check_options(name, factory, len(args), options)
     upstream = factory(*args, **options)
     upstream.name = name
-    return upstream
+    return upstream.eval()
+
+
+def import_plugins(specs: str) -> None:
+    """Import modules that register upstreams outside this package.
+
+    `specs`: `os.pathsep`-separated module names (`my_pkg.upstreams`) or `.py` files; `upstream`
+    imports those listed in $SER_UPSTREAM_PLUGINS, so a user's module needs no edit here.
+    """
+    for spec in filter(None, specs.split(os.pathsep)):
+        if not spec.endswith(".py"):
+            importlib.import_module(spec)
+            continue
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"upstream plugin {spec!r} ({PLUGINS_ENV}) does not exist")
+        module_name = f"upstream_plugin_{path.stem}"
+        if module_name in sys.modules:
+            continue
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        module_spec.loader.exec_module(module)

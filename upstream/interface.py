@@ -25,7 +25,7 @@ class Batch:
     texts: list[str]
     labels: Tensor
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(self.ids, self.wavs.to(device), self.wav_lens.to(device), self.texts, self.labels.to(device))
 
 
@@ -44,6 +44,8 @@ class Upstream(nn.Module):
     frame; for text, 0) and `modality`, and implement `forward`: audio upstreams take
     `(wavs (B, S), wav_lens (B,))`, text upstreams take `(texts: list[str])`. Callers that hold a
     `Batch` use `extract`, the one place where the modality decides the input.
+    `receptive_field` is the number of samples behind the first frame (an analysis window; 0 means
+    `downsample_rate`): valid frames are about `(wav_len - receptive_field) / downsample_rate + 1`.
     `padding_invariant` is False where padding a batch changes a row's valid frames (e.g. a first
     conv layer that group-normalises over time); the contract tests read it.
     Fine-tuning hooks: `parameters()`, `train()`/`eval()` (plain nn.Module), `freeze_feature_encoder()`.
@@ -54,6 +56,7 @@ class Upstream(nn.Module):
     hidden_size: int = 0
     downsample_rate: int = 0
     modality: Modality = "audio"
+    receptive_field: int = 0
     padding_invariant: bool = True
 
     def extract(self, batch: Batch) -> UpstreamOutput:

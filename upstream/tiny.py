@@ -1,0 +1,77 @@
+"""Tiny random-initialised HuBERT / wav2vec 2.0 / WavLM: the real transformers architectures, CPU-fast.
+
+Hidden size 32, 2 transformer layers, 2 heads, a 7-layer 32-channel conv encoder with the real
+kernels and strides (320 samples per frame, 50 frames/s), pre-LN and layer-normalised convs as in
+the Large releases (hence padding-invariant). Weights depend only on `seed`: initialisation runs
+inside `torch.random.fork_rng`, so building one never changes the caller's global RNG state.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .hf_speech import NO_STOCHASTIC_STRUCTURE, SpeechModelUpstream
+from .hub import register_upstream
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+TINY_ARCHITECTURE: dict[str, Any] = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(32,) * 7,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    conv_bias=True,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    **NO_STOCHASTIC_STRUCTURE,
+)
+TINY_WAVLM_POSITIONS: dict[str, Any] = {"num_buckets": 32, "max_bucket_distance": 100}  # relative-position table
+KINDS = ("hubert", "wav2vec2", "wavlm")
+
+
+def tiny_config(kind: str, **overrides: Any) -> Any:
+    """The transformers config of tiny `kind` ("hubert" | "wav2vec2" | "wavlm"), with `overrides` applied."""
+    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
+
+    config_class = {"hubert": HubertConfig, "wav2vec2": Wav2Vec2Config, "wavlm": WavLMConfig}[kind]
+    extra = TINY_WAVLM_POSITIONS if kind == "wavlm" else {}
+    return config_class(**{**TINY_ARCHITECTURE, **extra, **overrides})
+
+
+def build_tiny_model(kind: str, seed: int = 0, **overrides: Any) -> PreTrainedModel:
+    """A tiny transformers model whose weights are a function of `seed` alone (eval mode)."""
+    from transformers import HubertModel, Wav2Vec2Model, WavLMModel
+
+    model_class = {"hubert": HubertModel, "wav2vec2": Wav2Vec2Model, "wavlm": WavLMModel}[kind]
+    config = tiny_config(kind, **overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config)
+    return model.eval()
+
+
+def _register(kind: str) -> None:
+    def factory(seed: int = 0) -> SpeechModelUpstream:
+        return SpeechModelUpstream(build_tiny_model(kind, seed))
+
+    register_upstream(
+        f"tiny_{kind}",
+        backend="tiny",
+        source=f"random init (seed 0), transformers {kind} architecture",
+        hidden_size=TINY_ARCHITECTURE["hidden_size"],
+        num_layers=TINY_ARCHITECTURE["num_hidden_layers"] + 1,
+        downsample_rate=320,
+        reference="tests and the CPU demo; no pretraining",
+        licence="n/a",
+    )(factory)
+
+
+for _kind in KINDS:
+    _register(_kind)
