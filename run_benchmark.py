@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs < 1:
             print("error: --epochs must be at least 1", file=sys.stderr)
             return 2
-        request = replace(request, train=replace(request.train, epochs=args.epochs))
+        request = request.with_epochs(args.epochs)
     try:
         run(request)
     except USER_ERRORS as error:

@@ -1,22 +1,38 @@
-"""Training and evaluation of an EmotionModel on one fold."""
+"""The training loop of one unit (one model on one fold): epochs, validation, top-k, resume.
+
+Crash safety: at each epoch end a checkpoint entering the top-k is written first, then the resume
+state (model, optimizer, RNG states, epoch, step, top-k list, history) replaces the previous one
+atomically, and only then are checkpoints that left the top-k deleted. Whatever the moment of a
+crash, the resume state on disk describes files that exist, and rerunning continues from the last
+complete epoch with the same randomness as an uninterrupted run.
+"""
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from upstream.interface import Batch
+
+from .averaging import RankedCheckpoint, update_top_k
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
 from .cache import FrozenFeatures
+from .checkpoints import load_training_state, save_training_state, save_weights
 from .data.iemocap import LABELS, Utterance
+from .io import atomic_write_text
 from .metrics import score
 from .model import EmotionModel
-from upstream.interface import Batch
+
+RESUME_FILE = "resume.pt"
+LOG_FILE = "log.jsonl"
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,7 @@ class TrainConfig:
     grad_accumulation: int = 1
     warmup_fraction: float = 0.1
     weight_decay: float = 0.0
+    top_k: int = 5
 
 
 @dataclass
@@ -50,10 +67,9 @@ class EpochLog:
 
 
 @dataclass
-class TrainResult:
-    best_epoch: int
-    best_state: dict[str, Tensor]
-    history: list[EpochLog] = field(default_factory=list)
+class TrainOutcome:
+    top_k: list[RankedCheckpoint]  # best first
+    history: list[EpochLog]
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -85,14 +101,7 @@ def _set_mode(model: EmotionModel, training: bool, config: TrainConfig) -> None:
         model.upstreams.eval()  # frozen upstreams always run as at inference
 
 
-def frozen_features(model: EmotionModel, store: AudioStore, config: TrainConfig) -> list[FrozenFeatures] | None:
-    """Feature stores for the upstreams when they stay frozen (None when they are fine-tuned)."""
-    if config.finetune_upstream:
-        return None
-    return [FrozenFeatures(upstream, store, config.eval_batch_seconds) for upstream in model.upstreams]
-
-
-def logits_of(model: EmotionModel, batch: Batch, features: list[FrozenFeatures] | None) -> Tensor:
+def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatures] | None) -> Tensor:
     """(B, num_classes) logits, from stored hidden states when the upstreams are frozen."""
     if features is None:
         return model(batch)
@@ -104,49 +113,77 @@ def evaluate(
     utterances: Sequence[Utterance],
     store: AudioStore,
     max_batch_seconds: float,
-    features: list[FrozenFeatures] | None = None,
+    features: Sequence[FrozenFeatures] | None = None,
 ) -> np.ndarray:
     """Predicted class index per utterance, in the order given."""
     model.eval()
-    for feature_store in features or []:
-        feature_store.precompute(utterances)
     predictions = np.zeros(len(utterances), dtype=np.int64)
-    batches = duration_batches([u.duration for u in utterances], max_batch_seconds)
     with torch.no_grad():
-        for indices in batches:
+        for indices in duration_batches([u.duration for u in utterances], max_batch_seconds):
             logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features)
             predictions[indices] = logits.argmax(dim=-1).numpy()
     return predictions
 
 
-def train_model(
+def model_state(model: EmotionModel, config: TrainConfig) -> dict[str, Tensor]:
+    """What a checkpoint holds: the whole model when fine-tuning, else the downstream alone."""
+    if config.finetune_upstream:
+        return model.state_dict()
+    return {f"downstream.{k}": v for k, v in model.downstream.state_dict().items()}
+
+
+def load_model_state(model: EmotionModel, state: dict[str, Tensor]) -> None:
+    """Counterpart of `model_state`."""
+    if all(key.startswith("downstream.") for key in state):
+        model.downstream.load_state_dict({k[len("downstream."):]: v for k, v in state.items()})
+    else:
+        model.load_state_dict(state)
+
+
+def _write_log(unit_dir: Path, history: list[EpochLog]) -> None:
+    atomic_write_text(unit_dir / LOG_FILE, "".join(json.dumps(asdict(e)) + "\n" for e in history))
+
+
+def train_unit(
     model: EmotionModel,
     train_set: Sequence[Utterance],
     valid_set: Sequence[Utterance],
     config: TrainConfig,
+    unit_dir: Path,
     generator: torch.Generator,
     store: AudioStore,
-    on_epoch: Callable[[EpochLog], None] | None = None,
+    features: Sequence[FrozenFeatures] | None = None,
     desc: str = "train",
-    features: list[FrozenFeatures] | None = None,
-) -> TrainResult:
-    """Train on `train_set`, keep the state with the best validation accuracy (earliest on ties).
+) -> TrainOutcome:
+    """Train on `train_set`, keeping the top-k states by validation accuracy as files in `unit_dir`.
 
-    `features` (see `frozen_features`) must be given when the upstreams are frozen.
+    `features` must be given when the upstreams are frozen (their hidden states are read from it).
+    A resume state in `unit_dir` is continued from; the global RNG is restored too, so call this
+    inside `seeding.isolated_rng`.
     """
     _prepare_upstreams(model, config)
-    for feature_store in features or []:
-        feature_store.precompute(train_set)
     optimizer = _optimizer(model, config)
     durations = [u.duration for u in train_set]
-    steps_per_epoch = math.ceil(len(duration_batches(durations, config.max_batch_seconds, None, 2)) / config.grad_accumulation)
-    total_steps = steps_per_epoch * config.epochs
+    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2))
+    total_steps = math.ceil(batches_per_epoch / config.grad_accumulation) * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
-    labels = np.array([u.label_index for u in valid_set])
-    result = TrainResult(best_epoch=0, best_state={})
-    best_accuracy, step = -1.0, 0
+    valid_labels = np.array([u.label_index for u in valid_set])
+    top_k: list[RankedCheckpoint] = []
+    history: list[EpochLog] = []
+    start_epoch, step = 1, 0
+    resume = unit_dir / RESUME_FILE
+    if resume.is_file():
+        state = load_training_state(resume)
+        load_model_state(model, state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["global_rng"])
+        start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
+        top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
+        history = [EpochLog(**entry) for entry in state["history"]]
+        print(f"{desc}: resuming after epoch {start_epoch - 1}")
     loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
         batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2)
         _set_mode(model, True, config)
@@ -168,20 +205,35 @@ def train_model(
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
-        valid = score(labels, evaluate(model, valid_set, store, config.eval_batch_seconds, features), len(LABELS))
+        valid = score(valid_labels, evaluate(model, valid_set, store, config.eval_batch_seconds, features), len(LABELS))
         lrs = [group["lr"] for group in optimizer.param_groups]
-        log = EpochLog(
+        history.append(EpochLog(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
             time.perf_counter() - started, padding_ratio(batches, durations),
-        )
-        result.history.append(log)
-        if on_epoch is not None:
-            on_epoch(log)
-        if valid.wa > best_accuracy:
-            best_accuracy, result.best_epoch = valid.wa, epoch
-            result.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return result
+        ))
+        file = f"epoch{epoch:03d}.safetensors"
+        candidate = RankedCheckpoint(epoch, valid.wa, file, "")
+        new_top_k, entered = update_top_k(top_k, candidate, config.top_k)
+        if entered:
+            digest = save_weights(unit_dir / file, model_state(model, config))
+            new_top_k = [RankedCheckpoint(epoch, valid.wa, file, digest) if e is candidate else e for e in new_top_k]
+        top_k = new_top_k
+        save_training_state(resume, {
+            "model": model_state(model, config), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "global_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+            "top_k": [e.to_dict() for e in top_k], "history": [asdict(e) for e in history],
+        })
+        _write_log(unit_dir, history)
+        _remove_unranked(unit_dir, top_k)
+        print(f"{desc} epoch {epoch}: loss {history[-1].train_loss:.3f}  valid WA {100 * valid.wa:.2f} "
+              f"UA {100 * valid.ua:.2f}  ({history[-1].seconds:.1f} s, padding {100 * history[-1].padding_ratio:.1f} %)")
+    _remove_unranked(unit_dir, top_k)
+    return TrainOutcome(top_k, history)
 
 
-def epoch_record(log: EpochLog) -> dict:
-    return asdict(log)
+def _remove_unranked(unit_dir: Path, top_k: Sequence[RankedCheckpoint]) -> None:
+    """Delete checkpoint files that are not (or no longer) in the top-k."""
+    kept = {e.file for e in top_k}
+    for path in unit_dir.glob("epoch*.safetensors"):
+        if path.name not in kept:
+            path.unlink()

@@ -1,0 +1,134 @@
+"""The two kinds of training unit of the paper, each resumable and skipped once finished.
+
+Stage 1 (fine-tuning): upstream + featurizer + mean pooling + linear trained jointly; the best
+checkpoint and the average of the top-k are both tested. Stage 2 (frozen): an upstream (the
+averaged fine-tuned one of stage 1, or a fixed one such as fbank) runs once over the fold into the
+feature cache; an aggregator (e.g. ECAPA) + classifier train from the cache, again top-k averaged.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from upstream.interface import Upstream
+
+from .averaging import average_state_dicts
+from .batching import AudioStore
+from .cache import FrozenFeatures, LayerSelection
+from .checkpoints import load_weights, save_weights
+from .data.iemocap import LABELS
+from .data.splits import Fold
+from .io import atomic_write_text
+from .metrics import score
+from .model import EmotionModel
+from .seeding import isolated_rng
+from .train import RESUME_FILE, TrainConfig, evaluate, load_model_state, train_unit
+
+RESULT_FILE = "result.json"
+AVERAGE_FILE = "average.safetensors"
+CHECKPOINT_KINDS: tuple[str, ...] = ("best", "average")
+
+
+@dataclass(frozen=True)
+class TestScores:
+    wa: float  # percent
+    ua: float
+    macro_f1: float
+    confusion: list[list[int]]
+    predictions: list[int]
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """A finished unit: test scores of its best checkpoint and of its top-k average."""
+
+    fold: int
+    split: str
+    split_hash: str
+    n_train: int
+    n_valid: int
+    n_test: int
+    best_epoch: int
+    top_k_epochs: list[int]
+    scores: dict[str, TestScores]  # "best" | "average"
+
+    @staticmethod
+    def from_json(data: dict) -> "UnitResult":
+        scores = {kind: TestScores(**value) for kind, value in data.pop("scores").items()}
+        return UnitResult(scores=scores, **data)
+
+
+def load_result(unit_dir: Path) -> UnitResult | None:
+    path = unit_dir / RESULT_FILE
+    return UnitResult.from_json(json.loads(path.read_text())) if path.is_file() else None
+
+
+def _test(model: EmotionModel, fold: Fold, store: AudioStore, config: TrainConfig,
+          features: Sequence[FrozenFeatures] | None) -> TestScores:
+    labels = [u.label_index for u in fold.test]
+    predictions = evaluate(model, fold.test, store, config.eval_batch_seconds, features)
+    s = score(labels, predictions, len(LABELS))
+    return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
+
+
+def run_unit(
+    unit_dir: Path,
+    build_model: Callable[[], EmotionModel],
+    fold: Fold,
+    config: TrainConfig,
+    seed: int,
+    store: AudioStore,
+    features_for: Callable[[EmotionModel], list[FrozenFeatures]] | None = None,
+    desc: str = "unit",
+) -> UnitResult:
+    """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both."""
+    finished = load_result(unit_dir)
+    if finished is not None:
+        print(f"{desc}: already finished ({unit_dir}), skipped")
+        return finished
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    with isolated_rng(seed) as generator:
+        model = build_model()
+        features = features_for(model) if features_for is not None else None
+        for feature_store in features or []:
+            feature_store.precompute([*fold.train, *fold.valid, *fold.test])
+        outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
+    states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
+    scores = {}
+    load_model_state(model, states[0])
+    scores["best"] = _test(model, fold, store, config, features)
+    averaged = average_state_dicts(states)
+    save_weights(unit_dir / AVERAGE_FILE, averaged)
+    load_model_state(model, averaged)
+    scores["average"] = _test(model, fold, store, config, features)
+    result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
+                        outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores)
+    atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
+    (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+    for kind in CHECKPOINT_KINDS:
+        print(f"{desc} [{kind}]: test WA {scores[kind].wa:.2f}  UA {scores[kind].ua:.2f}")
+    return result
+
+
+def averaged_upstream(unit_dir: Path, upstream: Upstream, branch: int = 0) -> Upstream:
+    """Load a finished stage-1 unit's averaged weights of upstream `branch` into `upstream`."""
+    prefix = f"upstreams.{branch}."
+    state = load_weights(unit_dir / AVERAGE_FILE)
+    upstream.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return upstream.eval()
+
+
+def frozen_feature_stores(
+    upstreams: Sequence[Upstream], store: AudioStore, cache_dir: Path | None, layers: LayerSelection,
+    dtype: str, max_batch_seconds: float,
+) -> list[FrozenFeatures]:
+    return [FrozenFeatures(u, store, max_batch_seconds, layers, cache_dir, dtype) for u in upstreams]
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std()) if len(array) > 1 else 0.0
