@@ -20,16 +20,18 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_fbank_mean_learns_the_tone_corpus_and_is_deterministic(tone_corpus, tmp_path):
-    request = RunRequest(data=tone_corpus, folds=(1, 2), out=tmp_path / "a", train=QUICK)
+    request = RunRequest(data=tone_corpus, folds=(1, 2), out=tmp_path / "a", frozen=QUICK)
     first = run(request)
     rows = _rows(first)
-    assert [r["fold"] for r in rows] == ["1", "2", "mean", "std"]
-    for row in rows[:2]:
+    assert [(r["checkpoint"], r["fold"]) for r in rows] == [
+        ("best", "1"), ("best", "2"), ("average", "1"), ("average", "2"),
+        ("best", "mean"), ("best", "std"), ("average", "mean"), ("average", "std")]
+    for row in rows[:4]:
         assert float(row["wa"]) > 50.0 and float(row["ua"]) > 50.0  # chance is 25 %
         assert row["split"] == "superb_procedure" and len(row["split_hash"]) == 16
         assert int(row["n_test"]) == 34
     mean_wa = (float(rows[0]["wa"]) + float(rows[1]["wa"])) / 2
-    assert float(rows[2]["wa"]) == pytest.approx(mean_wa, abs=0.01)
+    assert float(rows[4]["wa"]) == pytest.approx(mean_wa, abs=0.01)
     second = run(replace(request, out=tmp_path / "b"))
     assert second.read_text() == first.read_text()
     assert (tmp_path / "a" / "fbank_mean.json").is_file()
