@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from benchmark.data.iemocap import SESSIONS
@@ -23,10 +22,27 @@ def parse_folds(text: str) -> tuple[int, ...]:
     return folds
 
 
+def parse_ids(text: str) -> tuple[int, ...]:
+    try:
+        ids = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected experiment numbers separated by commas, e.g. 3,5") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("expected at least one experiment number")
+    return ids
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--upstream", default="fbank", help="registered upstream name (see --list-upstreams)")
-    parser.add_argument("--downstream", default="mean", help="aggregator: mean | ecapa")
+    parser.add_argument("--table", type=int, default=None, help="run every experiment of a table (1: the paper's Table 1)")
+    parser.add_argument("--experiment", type=parse_ids, default=(), help="run only these experiments of the table, e.g. 3,5")
+    parser.add_argument("--upstream", default="fbank",
+                        help="one recipe: registered upstream name (see --list-upstreams); default fbank")
+    parser.add_argument("--downstream", default="mean", help="one recipe: aggregator mean | ecapa; default mean")
+    parser.add_argument("--profile", default=None,
+                        help="demo | paper | a profile YAML file (default: demo on the demo corpus, paper with --data)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild the tables from the saved per-fold results, without training")
     parser.add_argument("--data", type=Path, default=None,
                         help="IEMOCAP_full_release folder (default: the demo corpus, generated when missing)")
     parser.add_argument("--folds", type=parse_folds, default=SESSIONS, help="folds to run, e.g. 1,3 (default: all 5)")
@@ -59,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         print(format_upstream_table() if args.list_upstreams else format_downstream_table())
         return 0
 
+    if args.epochs is not None and args.epochs < 1:
+        print("error: --epochs must be at least 1", file=sys.stderr)
+        return 2
     request = RunRequest(
+        table=args.table,
+        experiments=args.experiment,
+        profile=args.profile,
+        epochs=args.epochs,
+        report_only=args.report_only,
         upstream=args.upstream,
         downstream=args.downstream,
         data=args.data,
@@ -71,11 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         upstream_ckpt=args.upstream_ckpt,
         trust_checkpoint=args.trust_checkpoint,
     )
-    if args.epochs is not None:
-        if args.epochs < 1:
-            print("error: --epochs must be at least 1", file=sys.stderr)
-            return 2
-        request = request.with_epochs(args.epochs)
     try:
         run(request)
     except USER_ERRORS as error:

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from downstream.model import DownstreamConfig
+from upstream import build_upstream
 from upstream.interface import Upstream
 
 from .averaging import average_state_dicts
@@ -24,7 +26,9 @@ from .data.iemocap import LABELS
 from .data.splits import Fold
 from .io import atomic_write_text
 from .metrics import score
+from .experiment import Profile
 from .model import EmotionModel
+from .plan import FinetuneUnit, Unit
 from .seeding import isolated_rng
 from .train import RESUME_FILE, TrainConfig, evaluate, load_model_state, train_unit
 
@@ -55,6 +59,8 @@ class UnitResult:
     best_epoch: int
     top_k_epochs: list[int]
     scores: dict[str, TestScores]  # "best" | "average"
+    test_ids: list[str]
+    test_labels: list[int]
 
     @staticmethod
     def from_json(data: dict) -> "UnitResult":
@@ -106,7 +112,8 @@ def run_unit(
     load_model_state(model, averaged)
     scores["average"] = _test(model, fold, store, config, features)
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
-                        outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores)
+                        outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
+                        [u.id for u in fold.test], [u.label_index for u in fold.test])
     atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
     (unit_dir / RESUME_FILE).unlink(missing_ok=True)
     for kind in CHECKPOINT_KINDS:
@@ -132,3 +139,47 @@ def frozen_feature_stores(
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=np.float64)
     return float(array.mean()), float(array.std()) if len(array) > 1 else 0.0
+
+
+@dataclass
+class RunContext:
+    """What every unit of one run shares."""
+
+    out: Path
+    profile: Profile
+    folds: dict[int, Fold]
+    store: AudioStore
+    upstream_ckpt: str | None = None
+    trust_checkpoint: bool = False
+
+    def build(self, name: str) -> Upstream:
+        return build_upstream(name, ckpt=self.upstream_ckpt, trust_checkpoint=self.trust_checkpoint or None)
+
+
+def _seed(key: str) -> int:
+    return int(key[:8], 16)
+
+
+def execute(unit: Unit, ctx: RunContext) -> UnitResult:
+    """Run (or resume, or skip when finished) one planned unit."""
+    fold = ctx.folds[unit.fold]
+    if isinstance(unit, FinetuneUnit):
+        config = DownstreamConfig(featurizer=unit.featurizer, aggregator="mean")
+        return run_unit(unit.directory(ctx.out), lambda: EmotionModel([ctx.build(unit.upstream)], config), fold,
+                        ctx.profile.finetune, _seed(unit.key), ctx.store, desc=f"fold {unit.fold} fine-tune {unit.label}")
+    layers: LayerSelection = "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[assignment]
+    config = DownstreamConfig(featurizer="weighted" if layers == "all" else "last", aggregator=unit.aggregator,
+                              fusion=unit.fusion, input_norm=unit.input_norm, ecapa=ctx.profile.ecapa)
+
+    def build_model() -> EmotionModel:
+        upstreams = [averaged_upstream(source.directory(ctx.out), ctx.build(name)) if source else ctx.build(name)
+                     for name, source in zip(unit.upstreams, unit.sources, strict=True)]
+        stored = [u.num_layers if layers == "all" else 1 for u in upstreams]
+        return EmotionModel(upstreams, config, stored_layers=stored)
+
+    def features(model: EmotionModel) -> list[FrozenFeatures]:
+        return frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,
+                                     ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds)
+
+    return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, _seed(unit.key), ctx.store,
+                    features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.experiment import Profile
 from benchmark.runner import RunRequest, run
 from benchmark.train import TrainConfig
 
@@ -20,7 +21,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_fbank_mean_learns_the_tone_corpus_and_is_deterministic(tone_corpus, tmp_path):
-    request = RunRequest(data=tone_corpus, folds=(1, 2), out=tmp_path / "a", frozen=QUICK)
+    request = RunRequest(data=tone_corpus, folds=(1, 2), out=tmp_path / "a",
+                         profile=Profile(name="quick", frozen=QUICK))
     first = run(request)
     rows = _rows(first)
     assert [(r["checkpoint"], r["fold"]) for r in rows] == [

@@ -11,6 +11,7 @@ from benchmark.batching import AudioStore, make_batch
 from benchmark.cache import FrozenFeatures
 from benchmark.data import iemocap
 from benchmark.data.demo import ensure_demo_corpus, tiny_config
+from benchmark.experiment import Profile
 from benchmark.runner import RunRequest, run
 from benchmark.train import TrainConfig
 from downstream.ecapa import EcapaConfig
@@ -20,12 +21,18 @@ FROZEN = TrainConfig(epochs=6, head_lr=1e-3, max_batch_seconds=8.0, top_k=3)
 FINETUNE = TrainConfig(epochs=3, head_lr=1e-3, upstream_lr=5e-4, finetune_upstream=True, max_batch_seconds=8.0, top_k=2)
 
 
-def _request(corpus: Path, out: Path, **changes) -> RunRequest:
-    return replace(RunRequest(data=corpus, folds=(1,), out=out, frozen=FROZEN, finetune=FINETUNE), **changes)
+PROFILE = Profile(name="test", finetune=FINETUNE, frozen=FROZEN, ecapa=EcapaConfig(
+    channels=32, embedding_size=16, attention_size=8, se_channels=8, res2net_scale=4))
+
+
+def _request(corpus: Path, out: Path, profile: Profile = PROFILE, **changes) -> RunRequest:
+    return replace(RunRequest(data=corpus, folds=(1,), out=out, profile=profile), **changes)
 
 
 def _unit(out: Path, upstream: str, unit: str) -> Path:
-    return out / "runs" / upstream / "fold1" / unit
+    """The fold-1 directory of the only unit of that kind (`finetune`, `mean`, `ecapa`) for `upstream`."""
+    (directory,) = (out / "runs" / upstream).glob(f"{unit}-*/fold1")
+    return directory
 
 
 def _log(unit_dir: Path) -> list[dict]:
@@ -83,8 +90,8 @@ def test_resumed_run_equals_uninterrupted_run_and_same_seed_agrees(tone_corpus, 
 
 def test_finetuning_a_tiny_upstream_lowers_its_loss(tmp_path):
     corpus = ensure_demo_corpus(tmp_path / "data", tiny_config())
-    request = _request(corpus, tmp_path / "out", upstream="tiny_hubert",
-                       finetune=replace(FINETUNE, epochs=4, max_batch_seconds=12.0))
+    request = _request(corpus, tmp_path / "out", replace(PROFILE, finetune=replace(FINETUNE, epochs=4, max_batch_seconds=12.0)),
+                       upstream="tiny_hubert")
     run(request)
     losses = [e["train_loss"] for e in _log(_unit(tmp_path / "out", "tiny_hubert", "finetune"))]
     assert losses[-1] < losses[0]
@@ -112,14 +119,14 @@ def test_cached_features_equal_recomputed_ones(tone_corpus, tmp_path, name, dtyp
 
 
 def test_ecapa_reuses_the_fine_tuned_averaged_upstream_of_the_fold(tone_corpus, tmp_path, capsys):
-    request = _request(tone_corpus, tmp_path, upstream="tiny_hubert", ecapa=EcapaConfig(channels=32, embedding_size=16,
-                       attention_size=8, se_channels=8, res2net_scale=4), frozen=replace(FROZEN, epochs=2, top_k=2))
+    request = _request(tone_corpus, tmp_path, replace(PROFILE, frozen=replace(FROZEN, epochs=2, top_k=2)),
+                       upstream="tiny_hubert")
     run(request)
     finetune_result = _unit(tmp_path, "tiny_hubert", "finetune") / "result.json"
     stamp = finetune_result.stat().st_mtime_ns
     capsys.readouterr()
     run(replace(request, downstream="ecapa"))
-    assert "fine-tune: already finished" in capsys.readouterr().out
+    assert "fine-tune tiny_hubert: already finished" in capsys.readouterr().out
     assert finetune_result.stat().st_mtime_ns == stamp
     assert (_unit(tmp_path, "tiny_hubert", "ecapa") / "result.json").is_file()
     raw = FrozenFeatures(build_upstream("tiny_hubert"), AudioStore(), 8.0, "last", tmp_path / "cache", "float16")
