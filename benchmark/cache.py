@@ -19,6 +19,7 @@ from upstream.interface import Upstream, UpstreamOutput
 
 from .batching import AudioStore, duration_batches, make_batch
 from .data.iemocap import Utterance
+from .device import autocast
 from .io import atomic_write_bytes
 
 LayerSelection = Literal["all", "last"] | int
@@ -110,13 +111,15 @@ class FrozenFeatures:
             except Exception as error:  # truncated or foreign file: recompute and overwrite
                 print(f"note: feature cache {path} unreadable ({error}); recomputing")
         self.upstream.eval()
+        device = next(self.upstream.parameters(), torch.empty(0)).device
         for indices in duration_batches([u.duration for u in missing], self.max_batch_seconds):
-            batch = make_batch([missing[i] for i in indices], self.store)
-            output = self.upstream.extract(batch)
+            batch = make_batch([missing[i] for i in indices], self.store).to(device)
+            with autocast(device):
+                output = self.upstream.extract(batch)
             for row, uid in enumerate(batch.ids):
                 n = int(output.lengths[row])
                 selected = select_layers(output.hidden_states, self.layers)
-                self._features[uid] = [layer[row, :n].to(self.dtype).clone() for layer in selected]
+                self._features[uid] = [layer[row, :n].float().to("cpu", self.dtype).clone() for layer in selected]
         if path is not None:
             tensors: dict[str, Tensor] = {}
             for u in missing:

@@ -55,10 +55,10 @@ def save_training_state(path: Path, state: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, sha256_bytes(payload).encode() + b"\n" + payload)
 
 
-def load_training_state(path: Path) -> dict[str, Any]:
+def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Counterpart of `save_training_state`; `weights_only=True`, so nothing but data is unpickled."""
     data = path.read_bytes()
     recorded, _, payload = data.partition(b"\n")
     if recorded.decode(errors="replace") != sha256_bytes(payload):
         raise CorruptCheckpointError(f"{path}: resume state does not match its recorded checksum (truncated or altered)")
-    return torch.load(io.BytesIO(payload), weights_only=True)
+    return torch.load(io.BytesIO(payload), weights_only=True, map_location=device)

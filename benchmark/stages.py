@@ -26,6 +26,7 @@ from .data.iemocap import LABELS
 from .data.splits import Fold
 from .io import atomic_write_text
 from .metrics import score
+from .device import default_device
 from .experiment import Profile
 from .model import EmotionModel
 from .plan import FinetuneUnit, Unit
@@ -98,7 +99,7 @@ def run_unit(
         return finished
     unit_dir.mkdir(parents=True, exist_ok=True)
     with isolated_rng(seed) as generator:
-        model = build_model()
+        model = build_model().to(default_device())
         features = features_for(model) if features_for is not None else None
         for feature_store in features or []:
             feature_store.precompute([*fold.train, *fold.valid, *fold.test])
@@ -160,22 +161,40 @@ def _seed(key: str) -> int:
     return int(key[:8], 16)
 
 
+def unit_layers(unit: Unit) -> LayerSelection:
+    """Which hidden states of each upstream the unit's downstream receives ("all" when fine-tuned)."""
+    if isinstance(unit, FinetuneUnit):
+        return "all"
+    return "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[return-value]
+
+
+def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[str], Upstream]) -> EmotionModel:
+    """The model of `unit` before its own training (a frozen unit's sources' averaged upstreams loaded).
+
+    Shared by training (`execute`) and export, so an exported model is built exactly as it was trained.
+    """
+    if isinstance(unit, FinetuneUnit):
+        return EmotionModel([build(unit.upstream)], DownstreamConfig(featurizer=unit.featurizer, aggregator="mean"))
+    layers = unit_layers(unit)
+    config = DownstreamConfig(featurizer="weighted" if layers == "all" else "last", aggregator=unit.aggregator,
+                              fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa)
+    upstreams = [averaged_upstream(source.directory(out), build(name)) if source else build(name)
+                 for name, source in zip(unit.upstreams, unit.sources, strict=True)]
+    stored = [u.num_layers if layers == "all" else 1 for u in upstreams]
+    return EmotionModel(upstreams, config, stored_layers=stored)
+
+
 def execute(unit: Unit, ctx: RunContext) -> UnitResult:
     """Run (or resume, or skip when finished) one planned unit."""
     fold = ctx.folds[unit.fold]
-    if isinstance(unit, FinetuneUnit):
-        config = DownstreamConfig(featurizer=unit.featurizer, aggregator="mean")
-        return run_unit(unit.directory(ctx.out), lambda: EmotionModel([ctx.build(unit.upstream)], config), fold,
-                        ctx.profile.finetune, _seed(unit.key), ctx.store, desc=f"fold {unit.fold} fine-tune {unit.label}")
-    layers: LayerSelection = "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[assignment]
-    config = DownstreamConfig(featurizer="weighted" if layers == "all" else "last", aggregator=unit.aggregator,
-                              fusion=unit.fusion, input_norm=unit.input_norm, ecapa=ctx.profile.ecapa)
 
     def build_model() -> EmotionModel:
-        upstreams = [averaged_upstream(source.directory(ctx.out), ctx.build(name)) if source else ctx.build(name)
-                     for name, source in zip(unit.upstreams, unit.sources, strict=True)]
-        stored = [u.num_layers if layers == "all" else 1 for u in upstreams]
-        return EmotionModel(upstreams, config, stored_layers=stored)
+        return build_unit_model(unit, ctx.out, ctx.profile, ctx.build)
+
+    if isinstance(unit, FinetuneUnit):
+        return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune, _seed(unit.key), ctx.store,
+                        desc=f"fold {unit.fold} fine-tune {unit.label}")
+    layers = unit_layers(unit)
 
     def features(model: EmotionModel) -> list[FrozenFeatures]:
         return frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,

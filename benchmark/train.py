@@ -20,13 +20,14 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from upstream.interface import Batch
+from upstream.interface import Batch, output_to
 
 from .averaging import RankedCheckpoint, update_top_k
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
 from .cache import FrozenFeatures
 from .checkpoints import load_training_state, save_training_state, save_weights
 from .data.iemocap import LABELS, Utterance
+from .device import autocast
 from .io import atomic_write_text
 from .metrics import score
 from .model import EmotionModel
@@ -101,11 +102,19 @@ def _set_mode(model: EmotionModel, training: bool, config: TrainConfig) -> None:
         model.upstreams.eval()  # frozen upstreams always run as at inference
 
 
+def _device(model: EmotionModel) -> torch.device:
+    return next(model.downstream.parameters()).device
+
+
 def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatures] | None) -> Tensor:
-    """(B, num_classes) logits, from stored hidden states when the upstreams are frozen."""
-    if features is None:
-        return model(batch)
-    return model.downstream([f.outputs(batch.ids) for f in features])
+    """(B, num_classes) float32 logits, from stored hidden states when the upstreams are frozen."""
+    device = _device(model)
+    with autocast(device):
+        if features is None:
+            logits = model(batch.to(device))
+        else:
+            logits = model.downstream([output_to(f.outputs(batch.ids), device) for f in features])
+    return logits.float()
 
 
 def evaluate(
@@ -121,7 +130,7 @@ def evaluate(
     with torch.no_grad():
         for indices in duration_batches([u.duration for u in utterances], max_batch_seconds):
             logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features)
-            predictions[indices] = logits.argmax(dim=-1).numpy()
+            predictions[indices] = logits.argmax(dim=-1).cpu().numpy()
     return predictions
 
 
@@ -173,11 +182,11 @@ def train_unit(
     start_epoch, step = 1, 0
     resume = unit_dir / RESUME_FILE
     if resume.is_file():
-        state = load_training_state(resume)
+        state = load_training_state(resume, _device(model))
         load_model_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["global_rng"])
+        generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["global_rng"].cpu())
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
         history = [EpochLog(**entry) for entry in state["history"]]
@@ -192,10 +201,11 @@ def train_unit(
         for position, indices in enumerate(progress):
             batch = make_batch([train_set[i] for i in indices], store)
             logits = logits_of(model, batch, features)
-            loss = loss_fn(logits, batch.labels)
+            labels = batch.labels.to(logits.device)
+            loss = loss_fn(logits, labels)
             (loss / config.grad_accumulation).backward()
             total_loss += loss.item() * len(indices)
-            hits += int((logits.argmax(-1) == batch.labels).sum())
+            hits += int((logits.argmax(-1) == labels).sum())
             seen += len(indices)
             if (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches):
                 for group in optimizer.param_groups:

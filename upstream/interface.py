@@ -76,3 +76,7 @@ class Upstream(nn.Module):
 def frames_from_samples(wav_lens: Tensor, downsample_rate: int) -> Tensor:
     """Frame counts of a strided front-end that emits one frame per `downsample_rate` samples."""
     return torch.div(wav_lens, downsample_rate, rounding_mode="floor").clamp(min=1).long()
+
+
+def output_to(output: UpstreamOutput, device: torch.device | str) -> UpstreamOutput:
+    return UpstreamOutput([h.to(device) for h in output.hidden_states], output.lengths.to(device))
