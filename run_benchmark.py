@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="demo | paper | a profile YAML file (default: demo on the demo corpus, paper with --data)")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild the tables from the saved per-fold results, without training")
+    parser.add_argument("--compare", type=parse_ids, default=(),
+                        help="print the paired significance matrix of these experiments of the table, e.g. 3,5,7")
     parser.add_argument("--data", type=Path, default=None,
                         help="IEMOCAP_full_release folder (default: the demo corpus, generated when missing)")
     parser.add_argument("--folds", type=parse_folds, default=SESSIONS, help="folds to run, e.g. 1,3 (default: all 5)")
@@ -63,8 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("export", "predict"):  # use a trained model: see benchmark/cli_model.py
+        from benchmark.cli_model import main as model_main
+
+        return model_main(argv)
     args = build_parser().parse_args(argv)
     # Heavy imports after parsing, so --help answers at once.
+    import torch
+
+    torch.set_flush_denormal(True)  # tiny models' gradients reach denormal floats, which CPUs process very slowly
     from benchmark.errors import USER_ERRORS
     from benchmark.runner import RunRequest, run
 
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         epochs=args.epochs,
         report_only=args.report_only,
+        compare=args.compare,
         upstream=args.upstream,
         downstream=args.downstream,
         data=args.data,

@@ -5,11 +5,13 @@ from upstream.hub import UnknownUpstreamError
 
 from .data.audio import AudioError
 from .data.iemocap import CorpusError
+from .lock import RunLockedError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CorpusError,
     AudioError,
     UnknownUpstreamError,
+    RunLockedError,
     PermissionError,
     FileNotFoundError,
     ValueError,

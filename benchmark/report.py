@@ -1,19 +1,27 @@
-"""Tables of a finished run: per experiment mean/std/pooled WA and UA beside the paper's figures."""
+"""Tables of a finished run: per experiment mean/std/pooled WA and UA beside the paper's figures.
+
+With them, the statistics that say which differences to trust (`benchmark.stats`): bootstrap
+intervals, paired tests between rows with Holm's correction, recall per class, and the learned layer
+weights of weighted featurizers (`benchmark.layers`).
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .config import ConfigError
 from .data.iemocap import LABELS
 from .experiment import ExperimentConfig
 from .io import atomic_write_bytes, atomic_write_text
+from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import score
 from .stages import UnitResult, mean_and_std
+from .stats import Comparison, Interval, Outcomes, StatsConfig, bootstrap_interval, compare_all
 
 PAPER_TABLE = Path(__file__).resolve().parents[1] / "results" / "reference" / "paper_table1.csv"
 
@@ -22,9 +30,18 @@ PAPER_TABLE = Path(__file__).resolve().parents[1] / "results" / "reference" / "p
 class Row:
     experiment: ExperimentConfig
     folds: dict[int, UnitResult]
+    directories: dict[int, Path] = field(default_factory=dict)  # fold → unit folder (checkpoints)
 
     def scores(self, fold: int):
         return self.folds[fold].scores[self.experiment.checkpoint]
+
+    def outcomes(self) -> Outcomes:
+        """Per-utterance test outcomes of the reported checkpoint, all folds together."""
+        folds = sorted(self.folds)
+        return Outcomes(np.array([i for k in folds for i in self.folds[k].test_ids], dtype=str),
+                        np.concatenate([np.full(len(self.folds[k].test_ids), k) for k in folds]),
+                        np.concatenate([np.asarray(self.folds[k].test_labels, dtype=np.int64) for k in folds]),
+                        np.concatenate([np.asarray(self.scores(k).predictions, dtype=np.int64) for k in folds]))
 
     def pooled(self) -> tuple[float, float, np.ndarray]:
         labels = np.concatenate([r.test_labels for r in self.folds.values()])
@@ -48,14 +65,24 @@ def _csv(header: list[str], rows: list[list[object]]) -> str:
     return buffer.getvalue()
 
 
-def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]]) -> tuple[list[str], list[list[object]]]:
+CI_COLUMNS = ["wa_ci_low", "wa_ci_high", "ua_ci_low", "ua_ci_high"]
+
+
+def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals: dict[int, Interval] | None = None,
+               stats: StatsConfig = StatsConfig()) -> tuple[list[str], list[list[object]]]:
+    """One line per row; with `intervals` (by experiment id), the bootstrap CI columns and their settings."""
     folds = sorted({k for row in rows for k in row.folds})
+    ci = intervals is not None
     header = ["exp", "set", "description", "checkpoint", "folds", "wa_mean", "wa_std", "ua_mean", "ua_std",
-              "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
-              "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper"]
+              *(CI_COLUMNS if ci else []), "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
+              "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else [])]
     lines = []
     for row in rows:
         e = row.experiment
+        bounds: list[object] = []
+        if intervals is not None:
+            i = intervals[e.id]
+            bounds = [f"{v:.2f}" for v in (i.wa_low, i.wa_high, i.ua_low, i.ua_high)]
         wa_mean, wa_std = mean_and_std([row.scores(k).wa for k in row.folds])
         ua_mean, ua_std = mean_and_std([row.scores(k).ua for k in row.folds])
         wa_pooled, ua_pooled, _ = row.pooled()
@@ -63,9 +90,10 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]]) -> tuple[
         paper_wa, paper_ua = paper.get(e.id, (None, None))
         differences = [f"{wa_mean - paper_wa:.2f}", f"{ua_mean - paper_ua:.2f}"] if paper_wa is not None else ["", ""]
         lines.append([e.id, e.set, e.description, e.checkpoint, " ".join(map(str, sorted(row.folds))),
-                      f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", f"{wa_pooled:.2f}",
+                      f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
                       f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
-                      paper_ua if paper_ua is not None else "", *differences])
+                      paper_ua if paper_ua is not None else "", *differences,
+                      *([stats.resamples, stats.seed] if ci else [])])
     return header, lines
 
 
@@ -83,14 +111,160 @@ def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
     return header, lines
 
 
-def markdown(header: list[str], lines: list[list[object]], title: str) -> str:
-    keep = ["exp", "description", "wa_mean", "wa_std", "ua_mean", "ua_std", "wa_pooled", "ua_pooled",
-            "paper_wacc", "paper_uacc"]
-    index = [header.index(k) for k in keep]
-    out = [f"# {title}", "", "WA/UA in %: mean ± std over folds, pooled over all test utterances, and the paper's "
-           "figures.", "", "| " + " | ".join(keep) + " |", "|" + "---|" * len(keep)]
-    out += ["| " + " | ".join(str(line[i]) for i in index) + " |" for line in lines]
-    return "\n".join(out) + "\n"
+def markdown(header: list[str], lines: list[list[object]], title: str, stats: StatsConfig | None = None,
+             sections: tuple[str, ...] = ()) -> str:
+    """The readable table; with `stats`, its CI columns (lines from `table_rows` with intervals) and `sections`."""
+    level = f"{100 * stats.level:g}%" if stats is not None else ""
+    names = ["exp", "description"]
+    for m in ("WA", "UA"):
+        names += [f"{m} mean ± std", *([f"{m} {level} CI"] if stats is not None else [])]
+    names += ["WA pooled", "UA pooled", "paper WA", "paper UA"]
+
+    def cells(line: list[object]) -> list[object]:
+        get = dict(zip(header, line)).__getitem__
+        out = [get("exp"), get("description")]
+        for m in ("wa", "ua"):
+            out += [f"{get(f'{m}_mean')} ± {get(f'{m}_std')}",
+                    *([f"[{get(f'{m}_ci_low')}, {get(f'{m}_ci_high')}]"] if stats is not None else [])]
+        return out + [get("wa_pooled"), get("ua_pooled"), get("paper_wacc"), get("paper_uacc")]
+
+    text = ("WA/UA in %: mean ± std over folds"
+            + (f", the {level} bootstrap confidence interval of that mean ({stats.resamples} resamples of the test "
+               f"utterances within each fold, seed {stats.seed})" if stats is not None else "")
+            + ", pooled over all test utterances, and the paper's figures.")
+    out = [f"# {title}", "", text, "", _md_table(names, [cells(line) for line in lines]), ""]
+    return "\n".join([*out, *sections]).rstrip("\n") + "\n"
+
+
+def _md_table(header: list[str], lines: list[list[object]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                      *("| " + " | ".join(str(v) for v in line) + " |" for line in lines)])
+
+
+# ---- statistics sections -------------------------------------------------------------------------------
+
+PAIRWISE_COLUMNS = ["exp_a", "exp_b", "n", "wa_diff", "wa_diff_low", "wa_diff_high", "a_only", "b_only", "p_wa",
+                    "p_wa_holm", "wa_significant", "ua_diff", "ua_diff_low", "ua_diff_high", "p_ua", "p_ua_holm",
+                    "ua_significant", "resamples", "seed"]
+
+
+def pairwise_rows(comparisons: list[Comparison], stats: StatsConfig) -> list[list[object]]:
+    return [[c.a, c.b, c.n, f"{c.wa_diff:.2f}", f"{c.wa_low:.2f}", f"{c.wa_high:.2f}", c.a_only, c.b_only,
+             f"{c.p_wa:.3g}", f"{c.p_wa_holm:.3g}", int(c.significant("wa", stats.alpha)), f"{c.ua_diff:.2f}",
+             f"{c.ua_low:.2f}", f"{c.ua_high:.2f}", f"{c.p_ua:.3g}", f"{c.p_ua_holm:.3g}",
+             int(c.significant("ua", stats.alpha)), stats.resamples, stats.seed] for c in comparisons]
+
+
+def _matrix(ids: list[int], comparisons: list[Comparison], metric: str, alpha: float, cell) -> list[list[str]]:
+    """Row i, column j: `cell(difference i − j, p after Holm, significant)`; "—" on the diagonal."""
+    by_pair = {}
+    for c in comparisons:
+        diff, p = getattr(c, f"{metric}_diff"), getattr(c, f"p_{metric}_holm")
+        by_pair[c.a, c.b] = (diff, p, c.significant(metric, alpha))
+        by_pair[c.b, c.a] = (0.0 - diff, p, c.significant(metric, alpha))  # 0.0 - 0.0 is +0.0
+    return [[f"exp {i}", *("—" if i == j else cell(*by_pair[i, j]) for j in ids)] for i in ids]
+
+
+def significance_section(name: str, ids: list[int], comparisons: list[Comparison], stats: StatsConfig) -> list[str]:
+    mark = lambda d, p, s: f"{d:+.2f}{'*' if s else ''}"  # noqa: E731
+    out = ["## Paired comparisons", "",
+           f"Row minus column, in points, on the test utterances both rows share. `*`: significant at {stats.alpha:g} "
+           f"after Holm's correction over the {len(comparisons)} pair(s) of this table, separately for WA and UA. "
+           "WA: exact McNemar test on per-utterance correctness pooled over folds; UA: paired sign-flip permutation "
+           f"test ({stats.resamples} resamples, seed {stats.seed}). Intervals and p-values: `{name}_pairwise.csv`.", ""]
+    for metric in ("wa", "ua"):
+        out += [f"{metric.upper()}:", "", _md_table(["", *(f"exp {j}" for j in ids)],
+                                                    _matrix(ids, comparisons, metric, stats.alpha, mark)), ""]
+    return out
+
+
+def recall_rows(rows: list[Row], intervals: dict[int, Interval]) -> list[list[object]]:
+    """`exp, fold, class, n, recall, ci_low, ci_high`: per fold, then pooled over folds with its interval."""
+    lines: list[list[object]] = []
+    for row in rows:
+        for k in sorted(row.folds):
+            labels = np.asarray(row.folds[k].test_labels)
+            correct = labels == np.asarray(row.scores(k).predictions)
+            for c, name in enumerate(LABELS):
+                n = int((labels == c).sum())
+                lines.append([row.experiment.id, k, name, n, f"{100 * correct[labels == c].mean():.2f}" if n else "", "", ""])
+        i = intervals[row.experiment.id]
+        support = np.bincount(row.outcomes().labels, minlength=len(LABELS))
+        for c, name in enumerate(LABELS):
+            lines.append([row.experiment.id, "pooled", name, int(support[c]),
+                          *("" if np.isnan(v) else f"{v:.2f}" for v in (i.recall[c], i.recall_low[c], i.recall_high[c]))])
+    return lines
+
+
+def recall_section(name: str, rows: list[Row], intervals: dict[int, Interval], stats: StatsConfig) -> list[str]:
+    best = np.nanmax([np.nan_to_num(intervals[r.experiment.id].recall, nan=-1.0) for r in rows], axis=0)
+
+    def cell(i: Interval, c: int) -> str:
+        if np.isnan(i.recall[c]):
+            return ""
+        value = f"**{i.recall[c]:.1f}**" if i.recall[c] == best[c] else f"{i.recall[c]:.1f}"
+        return f"{value} ({i.recall_low[c]:.1f}–{i.recall_high[c]:.1f})"
+
+    cells = [[f"exp {r.experiment.id}", *(cell(intervals[r.experiment.id], c) for c in range(len(LABELS)))] for r in rows]
+    return ["## Recall per class", "",
+            f"% of each emotion's test utterances recognised, pooled over folds, with its {100 * stats.level:g}% "
+            f"bootstrap interval; bold: the best row per emotion. Per fold: `{name}_recall.csv`.", "",
+            _md_table(["", *LABELS], cells), ""]
+
+
+def layer_outputs(out: Path, name: str, rows: list[Row]) -> tuple[list[list[object]], list[str]]:
+    """For rows with a weighted featurizer: CSV rows, one PNG each, and the markdown section."""
+    lines: list[list[object]] = []
+    section = ["## Layer weights", ""]
+    weighted = [r for r in rows if r.experiment.featurizer == "weighted"]
+    if not weighted:
+        return lines, section + ["No experiment of this table uses the weighted featurizer (`featurizer: weighted`).", ""]
+    section += ["Softmax weights of the weighted featurizer over the upstream's hidden states (index 0 = the "
+                "layer before the first transformer block), from the checkpoint each row reports; mean over folds. "
+                f"Per fold: `{name}_layers.csv`; plots: `{name}_layers/`.", ""]
+    for row in weighted:
+        e = row.experiment
+        if not row.directories:
+            raise ValueError(f"experiment {e.id} uses the weighted featurizer but its rows carry no unit folders; "
+                             "build Row(..., directories={fold: unit folder}) to report its layer weights")
+        weights = fold_layer_weights(row.directories, row.folds, e.checkpoint)
+        lines += layer_csv_rows(e.id, e.branches, e.checkpoint, weights)
+        png = out / f"{name}_layers" / f"exp{e.id:02d}.png"
+        layers_png(png, weights, e.branches, f"exp {e.id}: {e.description[:60]}")
+        for branch in sorted({b for w in weights.values() for b in w}):
+            mean = mean_weights({k: w[branch] for k, w in weights.items() if branch in w})
+            top = ", ".join(f"{layer}: {mean[layer]:.3f}" for layer in np.argsort(-mean, kind="stable")[:3])
+            section.append(f"- exp {e.id}, branch {e.branches[branch] if branch < len(e.branches) else branch} "
+                           f"({len(mean)} layers): heaviest {top}; [plot]({png.relative_to(out).as_posix()})")
+    return lines, section + [""]
+
+
+def check_compare(ids: tuple[int, ...], available: list[int]) -> None:
+    """`--compare` needs two or more distinct experiments, all among those the run reports."""
+    if not ids:
+        return
+    if len(set(ids)) < 2 or len(set(ids)) != len(ids):
+        raise ConfigError(f"--compare: give two or more different experiments, e.g. 3,5,7 (got {','.join(map(str, ids))})")
+    missing = [i for i in ids if i not in available]
+    if missing:
+        raise ConfigError(f"--compare: experiment {missing[0]} is not among this run's experiments "
+                          f"({','.join(map(str, available))}); add it to --experiment")
+
+
+def comparison_text(rows: list[Row], stats: StatsConfig = StatsConfig()) -> str:
+    """The pairwise matrices of `rows` as plain text (`--compare`), Holm over these rows' pairs only."""
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
+    ids = [r.experiment.id for r in rows]
+    cell = lambda d, p, s: f"{d:+.2f} (p={p:.2g}){'*' if s else ''}"  # noqa: E731
+    out = [f"Paired comparisons: row − column in points; p after Holm over {len(comparisons)} pair(s); "
+           f"* significant at {stats.alpha:g} (WA: exact McNemar; UA: sign-flip permutation, "
+           f"{stats.resamples} resamples, seed {stats.seed})"]
+    for metric in ("wa", "ua"):
+        table = [["", *(f"exp {j}" for j in ids)], *_matrix(ids, comparisons, metric, stats.alpha, cell)]
+        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+        out += ["", f"{metric.upper()}:", *("  ".join([line[0].ljust(widths[0]), *(v.rjust(w) for v, w in
+                                                        zip(line[1:], widths[1:]))]) for line in table)]
+    return "\n".join(out)
 
 
 def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
@@ -118,14 +292,34 @@ def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def write_table(out: Path, name: str, rows: list[Row], provenance: dict) -> Path:
-    """Write `<name>.csv`, `<name>_folds.csv`, `<name>.md`, confusion PNGs and `run.json` atomically."""
-    header, lines = table_rows(rows, paper_figures())
+def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig()) -> Path:
+    """Write `<name>.csv`, `<name>_folds.csv`, `<name>.md`, confusion PNGs and `run.json` atomically.
+
+    With them the statistics (`stats` records how they were drawn, also in run.json): `<name>_pairwise.csv`,
+    `<name>_recall.csv`, `<name>_layers.csv` and `<name>_layers/expNN.png` for weighted featurizers.
+    """
+    intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), len(LABELS), stats, [stats.seed, 0, r.experiment.id])
+                 for r in rows}
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
+    header, lines = table_rows(rows, paper_figures(), intervals, stats)
     for row in rows:
         confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
                       f"exp {row.experiment.id}: {row.experiment.description[:48]}")
+    layer_lines, layer_section = layer_outputs(out, name, rows)
+    sections = (*significance_section(name, [r.experiment.id for r in rows], comparisons, stats),
+                *recall_section(name, rows, intervals, stats), *layer_section)
     atomic_write_text(out / f"{name}_folds.csv", _csv(*fold_rows(rows)))
-    atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)"))
-    atomic_write_text(out / "run.json", json.dumps(provenance, indent=1, default=str) + "\n")
+    atomic_write_text(out / f"{name}_pairwise.csv", _csv(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
+    atomic_write_text(out / f"{name}_recall.csv", _csv(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
+                                                        recall_rows(rows, intervals)))
+    atomic_write_text(out / f"{name}_layers.csv", _csv(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
+                                                        "weight"], layer_lines))
+    atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections))
+    statistics = asdict(stats) | {
+        "interval": "percentile bootstrap of the fold-mean WA/UA, utterances resampled within each fold",
+        "wa_test": "exact McNemar, per-utterance correctness pooled over folds",
+        "ua_test": "paired sign-flip permutation test of the fold-mean UA",
+        "correction": "Holm over the table's pairs, separately for WA and UA"}
+    atomic_write_text(out / "run.json", json.dumps(provenance | {"statistics": statistics}, indent=1, default=str) + "\n")
     atomic_write_text(out / f"{name}.csv", _csv(header, lines))  # last: its presence means the rest is there
     return out / f"{name}.csv"

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from upstream import get_spec
 
@@ -23,8 +24,9 @@ from .config import ConfigError
 from .data import iemocap, splits
 from .experiment import ExperimentConfig, Profile, load_profile, load_table, select
 from .io import atomic_write_text, check_writable_dir
+from .lock import run_lock
 from .plan import RunSettings, plan, unit_for
-from .report import Row, write_table
+from .report import Row, check_compare, comparison_text, write_table
 from .stages import CHECKPOINT_KINDS, RunContext, UnitResult, execute, load_result, mean_and_std
 
 DEFAULT_DATA_ROOT = Path("data")
@@ -52,6 +54,7 @@ class RunRequest:
     upstream_ckpt: str | None = None
     trust_checkpoint: bool = False
     report_only: bool = False
+    compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
 
 def resolve_profile(request: RunRequest) -> Profile:
     if isinstance(request.profile, Profile):
@@ -88,11 +91,13 @@ def corpus_dir(request: RunRequest) -> Path:
 
 
 def _experiments(request: RunRequest, profile: Profile) -> tuple[str, list[ExperimentConfig]]:
-    if request.table is not None or request.experiments:
+    if request.table is not None or request.experiments or request.compare:
         if request.upstream_ckpt:
             raise ConfigError("--upstream-ckpt applies to one upstream: use it with --upstream, not with a table")
         experiments = load_table(request.table or 1)
-        return f"table{request.table or 1}", select(experiments, request.experiments) if request.experiments else experiments
+        experiments = select(experiments, request.experiments) if request.experiments else experiments
+        check_compare(request.compare, [e.id for e in experiments])
+        return f"table{request.table or 1}", experiments
     name = profile.resolve(request.upstream)
     get_spec(name)  # unknown names fail before any data is read
     if request.downstream not in DOWNSTREAMS:
@@ -151,18 +156,35 @@ def run(request: RunRequest) -> Path:
     check_writable_dir(request.out)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt)
     units = plan(experiments, request.folds, settings)
-    data_hash = "(report only)"
+    data_hash, context = "(report only)", None
     if not request.report_only:
         data = corpus_dir(request)
         utterances = iemocap.load(data, strict=request.strict)
         data_hash = data_fingerprint(utterances)
         folds = {f.index: f for f in splits.folds(utterances, request.split, request.folds)}  # type: ignore[arg-type]
-        context = RunContext(request.out, profile, folds, AudioStore(), request.upstream_ckpt, request.trust_checkpoint)
-        print(f"plan: {len(units)} unit(s) for {len(experiments)} experiment(s) × {len(request.folds)} fold(s), "
-              f"profile {profile.name}")
-        for number, unit in enumerate(units, 1):
-            print(f"[{number}/{len(units)}] {unit.directory(request.out).relative_to(request.out)}")
-            execute(unit, context)
+        store = preload_audio([u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
+        context = RunContext(request.out, profile, folds, store, request.upstream_ckpt, request.trust_checkpoint)
+    # Everything above only reads: bad input fails before the output folder is touched.
+    with run_lock(request.out):
+        if context is not None:
+            print(f"plan: {len(units)} unit(s) for {len(experiments)} experiment(s) × {len(request.folds)} fold(s), "
+                  f"profile {profile.name}")
+            for number, unit in enumerate(units, 1):
+                print(f"[{number}/{len(units)}] {unit.directory(request.out).relative_to(request.out)}")
+                execute(unit, context)
+        return _report(request, profile, table_name, experiments, settings, units, data_hash)
+
+
+def preload_audio(utterances: list) -> AudioStore:
+    """Read (and so check) every utterance's audio once, before any training starts."""
+    store = AudioStore()
+    for utterance in tqdm(utterances, desc="reading audio", leave=False, disable=None):
+        store.get(utterance)
+    return store
+
+
+def _report(request: RunRequest, profile: Profile, table_name: str, experiments: list[ExperimentConfig],
+            settings: RunSettings, units: list, data_hash: str) -> Path:
     rows = []
     for experiment in experiments:
         results = {}
@@ -173,11 +195,14 @@ def run(request: RunRequest) -> Path:
                 raise FileNotFoundError(f"{unit.directory(request.out)}: no finished result for experiment "
                                         f"{experiment.id} fold {fold}; run without --report-only first")
             results[fold] = result
-        rows.append(Row(experiment, results))
+        rows.append(Row(experiment, results, {k: unit_for(experiment, k, settings).directory(request.out) for k in results}))
     if not table_name:
         upstream = profile.resolve(request.upstream)
         stem = f"{upstream.replace(':', '_')}_{request.downstream}"
         path = request.out / f"{stem}.csv"
+        atomic_write_text(request.out / f"{stem}.json", json.dumps(
+            provenance(request, profile, experiments, units, data_hash) | {"folds": [asdict(r) for r in rows[0].folds.values()]},
+            indent=1, default=str) + "\n")
         atomic_write_text(path, recipe_csv(experiments[0], upstream, list(rows[0].folds.values())))
         for kind in CHECKPOINT_KINDS:
             wa, ua = (mean_and_std([getattr(r.scores[kind], m) for r in rows[0].folds.values()])[0] for m in ("wa", "ua"))
@@ -188,5 +213,7 @@ def run(request: RunRequest) -> Path:
             wa = mean_and_std([row.scores(k).wa for k in row.folds])[0]
             ua = mean_and_std([row.scores(k).ua for k in row.folds])[0]
             print(f"exp {row.experiment.id:2d}: WA {wa:6.2f}  UA {ua:6.2f}  {row.experiment.description}")
+        if request.compare:
+            print(comparison_text([next(r for r in rows if r.experiment.id == i) for i in request.compare]))
     print(f"→ {path}")
     return path

@@ -28,6 +28,7 @@ from .cache import FrozenFeatures
 from .checkpoints import load_training_state, save_training_state, save_weights
 from .data.iemocap import LABELS, Utterance
 from .device import autocast
+from .faults import fault_point
 from .io import atomic_write_text
 from .metrics import score
 from .model import EmotionModel
@@ -214,6 +215,7 @@ def train_unit(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                fault_point("step")
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
         valid = score(valid_labels, evaluate(model, valid_set, store, config.eval_batch_seconds, features), len(LABELS))
         lrs = [group["lr"] for group in optimizer.param_groups]

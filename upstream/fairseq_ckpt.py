@@ -13,6 +13,7 @@ import ast
 import pickle
 import re
 import types
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,11 @@ _FAIRSEQ_FREE_PICKLE.load = lambda file, **kwargs: _FairseqFreeUnpickler(file, *
 
 def read_checkpoint(path: Path, *, trust_checkpoint: bool = False) -> dict[str, Any]:
     """torch.load with `weights_only=True`; full unpickling (fairseq classes stubbed) only if trusted."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if not zipfile.is_zipfile(path) and not head.startswith(b"\x80"):  # neither torch's zip nor legacy pickle
+        raise ValueError(f"{path}: not a PyTorch checkpoint (corrupt or truncated file?); expected a file "
+                         "written by torch.save, e.g. a fairseq .pt release")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
