@@ -16,12 +16,19 @@ $(STAMP): setup.py constraints.txt
 venv: $(STAMP)
 
 demo: venv
-	$(PY) run_benchmark.py --upstream fbank --downstream mean --out results
+	$(PY) run_benchmark.py --table 1 --profile demo --out results
 
 # pytest's exit code 5 (no test collected) is a failure here.
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean-results:
 	rm -rf results/*.csv results/*.json results/*.md results/*.png
+
+# Speed and memory, each beside a reference measured in the same run → results/perf.csv (≈ 10 min).
+# BENCH_ARGS, e.g. "--only padding cache" or "--skip demo" (see python -m bench.perf --help).
+.PHONY: bench
+bench: venv
+	$(PY) -m pip install --quiet -c constraints.txt -r bench/requirements.txt
+	$(PY) -m bench.perf $(BENCH_ARGS)

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 
 from benchmark.faults import FAULT_ENV
+from corpus_builder import synthetic_turns, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = """name: crash_test
-frozen: {epochs: 3, max_batch_seconds: 8.0, top_k: 2, finetune_upstream: false}
+frozen: {epochs: 2, max_batch_seconds: 8.0, top_k: 2, finetune_upstream: false}
 ecapa: {channels: 16, embedding_size: 8, attention_size: 8, se_channels: 8, res2net_scale: 4}
 """
 
 
 def _run(corpus: Path, out: Path, profile: Path, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {"OMP_NUM_THREADS": "1"}
     if fault:
         env[FAULT_ENV] = fault
     command = [sys.executable, str(ROOT / "run_benchmark.py"), "--table", "1", "--experiment", "9", "--data",
@@ -28,28 +29,33 @@ def _run(corpus: Path, out: Path, profile: Path, fault: str | None = None) -> su
 
 
 @pytest.fixture(scope="module")
-def reference(tone_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("crash_corpus"), synthetic_turns(per_class=2))
+
+
+@pytest.fixture(scope="module")
+def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("crash")
     profile = folder / "profile.yaml"
     profile.write_text(PROFILE)
-    result = _run(tone_corpus, folder / "uninterrupted", profile)
+    result = _run(corpus, folder / "uninterrupted", profile)
     assert result.returncode == 0, result.stderr
     return folder / "uninterrupted", profile
 
 
 @pytest.mark.parametrize(
     "fault",
-    ["write:fbank-*.safetensors", "step#4", "write:epoch002.safetensors", "write:resume.pt#2", "write:table1.csv"],
+    ["write:fbank-*.safetensors", "step#3", "write:epoch002.safetensors", "write:resume.pt#2", "write:table1.csv"],
     ids=["during feature caching", "mid-epoch", "while writing a checkpoint", "while writing the resume state",
          "while writing the table"],
 )
-def test_killed_run_rerun_gives_the_uninterrupted_tables(tone_corpus, tmp_path, reference, fault):
+def test_killed_run_rerun_gives_the_uninterrupted_tables(corpus, tmp_path, reference, fault):
     expected, profile = reference
     out = tmp_path / "out"
-    killed = _run(tone_corpus, out, profile, fault)
+    killed = _run(corpus, out, profile, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "table1.csv").exists()
-    resumed = _run(tone_corpus, out, profile)
+    resumed = _run(corpus, out, profile)
     assert resumed.returncode == 0, resumed.stderr
     for name in ("table1.csv", "table1_folds.csv"):
         assert (out / name).read_text() == (expected / name).read_text()
