@@ -41,7 +41,8 @@ except ImportError:  # the trainer's helper moved: same computation
             return model(batch)
         return model.downstream([f.outputs(batch.ids) for f in features])
 
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "benchmark" / "experiments" / "profiles"
+REPO = Path(__file__).resolve().parents[1]
+PROFILES_DIR = REPO / "benchmark" / "experiments" / "profiles"
 BASE_HUBERT = "hubert_base_random"
 
 
@@ -183,10 +184,14 @@ def measure(upstream_name: str, downstreams: Sequence[str], settings: StepSettin
     return results
 
 
-def demo_fold(data_root: Path = Path("data")) -> splits.Fold:
-    """Fold 1 (SUPERB split) of the demo corpus, generated under `data_root` when missing."""
-    utterances = iemocap.load(ensure_demo_corpus(data_root))
-    return splits.folds(utterances, "superb", (1,))[0]
+def demo_corpus(data_root: Path = REPO / "data") -> Path:
+    """The demo corpus that run_benchmark.py uses by default (generated under `data_root` when missing)."""
+    return ensure_demo_corpus(data_root)
+
+
+def demo_fold(corpus: Path | None = None) -> splits.Fold:
+    """Fold 1 (SUPERB split, the runner's default) of `corpus` (default: the demo corpus)."""
+    return splits.folds(iemocap.load(corpus or demo_corpus()), "superb", (1,))[0]
 
 
 # Upstream → (profile, steps, cached passes, recompute passes): the tiny model runs the demo's
@@ -200,7 +205,7 @@ def main(names: list[str]) -> None:
         profile, steps, cached_passes, recompute_passes = PLAN.get(name, ("demo", 8, 3, 3))
         for t in measure(name, ("mean", "ecapa"), step_settings(profile), fold, store, steps, cached_passes,
                          recompute_passes):
-            print(f"{name} ({t.parameters_m:.1f}M) + {t.downstream} [{profile}]: step with cache {t.cached_s:.3f} s, "
+            print(f"{name} ({t.parameters_m:.2f}M) + {t.downstream} [{profile}]: step with cache {t.cached_s:.3f} s, "
                   f"recomputing the upstream {t.recompute_s:.3f} s, {t.speedup:.1f}x "
                   f"({t.steps} steps of {t.audio_s:.0f} s audio; cache built in {t.cache_build_s:.1f} s)")
 

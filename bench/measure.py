@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,26 @@ class Measured:
     log: Path
 
 
+# A small interpreter between us and the measured command: a forked child's peak RSS starts at its
+# parent's resident set (fork copies the page tables, vfork shares them, and exec keeps the peak), so
+# a direct child of this torch-loaded bench process would report at least our own RSS. The launcher
+# is a fresh `python -I -S` (≈ 10 MB) that forks the command and reports the command's rusage.
+LAUNCHER = r"""
+import json, os, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as stream:
+    json.dump({"status": status, "maxrss_kb": usage.ru_maxrss}, stream)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(
     command: Sequence[str],
     log: Path,
@@ -33,55 +55,52 @@ def run_measured(
     env: Mapping[str, str] | None = None,
     timeout_s: float | None = None,
 ) -> Measured:
-    """Run `command`, its stdout and stderr into `log`; wall time and peak RSS of it and its children.
+    """Run `command`, its stdout and stderr into `log`; wall time and peak RSS.
 
-    The peak RSS is `ru_maxrss` of the rusage that `wait4` returns for this one child; Linux fills it
-    with the largest of the child and of the descendants it waited for (so `make demo` → python is
-    covered), without mixing in earlier children of this process as `RUSAGE_CHILDREN` would.
+    Peak RSS: `ru_maxrss` of the rusage that `wait4` returns for the command (what `/usr/bin/time -v`
+    reports); Linux fills it with the largest of the command and of the descendants it waited for
+    (`make demo` → python: the python), peaks reached while exiting included.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
+    report = log.with_name(log.name + ".rusage.json")
+    report.unlink(missing_ok=True)
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(report), *map(str, command)]
     with open(log, "wb") as stream:
         started = time.perf_counter()
-        process = subprocess.Popen(list(command), cwd=cwd, env=dict(env) if env is not None else None,
-                                   stdout=stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(launcher, cwd=cwd, env=dict(env) if env is not None else None, stdout=stream,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            status, usage = _wait(process, timeout_s)
+            _wait(process, timeout_s)
         except BaseException:
             _kill_group(process)
             raise
         wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(process.returncode, wall, usage.ru_maxrss / 1024.0, log)
+    if not report.is_file():
+        raise RuntimeError(f"{command[0]}: the measuring launcher failed (exit {process.returncode}); see {log}")
+    measured = json.loads(report.read_text())
+    report.unlink()
+    return Measured(os.waitstatus_to_exitcode(measured["status"]), wall, measured["maxrss_kb"] / 1024.0, log)
 
 
-def _wait(process: subprocess.Popen, timeout_s: float | None) -> tuple[int, os.struct_rusage]:
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(process.pid, 0 if deadline is None else os.WNOHANG)
-        if pid == process.pid:
-            return status, usage
-        if deadline is not None and time.monotonic() > deadline:
-            _kill_group(process)
-            raise TimeoutError(f"{' '.join(map(str, process.args))} ran past {timeout_s:.0f} s; killed")
-        time.sleep(0.2)
+def _wait(process: subprocess.Popen, timeout_s: float | None) -> None:
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{' '.join(map(str, process.args[6:]))} ran past {timeout_s:.0f} s; killed") from None
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    """End the child and what it started (its own session, see `start_new_session`), then reap it."""
+    """End the launcher and what it started (its own session, see `start_new_session`), then reap it."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
-        return
-    try:
-        os.waitpid(process.pid, 0)
-    except ChildProcessError:
         pass
+    process.wait()
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
     text = path.read_text(errors="replace").replace("\r", "\n") if path.is_file() else ""
-    return "\n".join(line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
 @dataclass(frozen=True)

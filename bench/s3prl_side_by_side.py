@@ -150,9 +150,11 @@ class SideBySide:
     s3prl_short: Measured
 
 
-def run(python: Path, corpus: Path, n_train: int, work: Path, steps: int = 100, short_steps: int = 10,
+def run(python: Path, corpus: Path, n_train: int, work: Path, steps: int = 100, short_steps: int | None = None,
         timeout_s: float = 1200.0) -> SideBySide:
-    """`n_train`: training utterances of our fold 1 (s3prl's are 80 % of sessions 2-5: about the same)."""
+    """`n_train`: training utterances of our fold 1 (s3prl's are 80 % of sessions 2-5: about the same).
+    `short_steps` (default a tenth of `steps`) is the run whose time is subtracted."""
+    short_steps = short_steps if short_steps is not None else max(1, steps // 10)
     if steps <= short_steps:
         raise ValueError(f"steps ({steps}) must exceed short_steps ({short_steps})")
     check_dependencies(python)
