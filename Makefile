@@ -26,7 +26,8 @@ test: venv
 clean-results:
 	rm -rf results/*.csv results/*.json results/*.md results/*.png
 
-# Speed and memory, each beside a reference measured in the same run → results/perf.csv (≈ 10 min).
+# Speed and memory, each beside a reference measured in the same run → results/perf.csv (≈ 12 min,
+# 10 of them one `make demo`).
 # BENCH_ARGS, e.g. "--only padding cache" or "--skip demo" (see python -m bench.perf --help).
 .PHONY: bench
 bench: venv
