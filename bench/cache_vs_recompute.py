@@ -28,6 +28,7 @@ from benchmark.data import iemocap, splits
 from benchmark.data.demo import ensure_demo_corpus
 from benchmark.data.iemocap import Utterance
 from benchmark.model import EmotionModel
+from benchmark.seeding import isolated_rng
 from downstream.ecapa import EcapaConfig
 from downstream.model import DownstreamConfig
 from upstream import build_upstream
@@ -78,8 +79,7 @@ def build_base_hubert(seed: int = 0) -> Upstream:
 
     from upstream.hf_speech import SpeechModelUpstream
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with isolated_rng(seed):
         model = HubertModel(HubertConfig()).eval()
     upstream = SpeechModelUpstream(model)
     upstream.name = BASE_HUBERT
@@ -171,10 +171,9 @@ def measure(upstream_name: str, downstreams: Sequence[str], settings: StepSettin
     results = []
     for downstream in downstreams:
         config = DownstreamConfig(aggregator=downstream, input_norm=upstream_name == "fbank", ecapa=settings.ecapa)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with isolated_rng(0):
             cached_model = EmotionModel([upstream], config, stored_layers=[1])  # the cache keeps the last layer
-            torch.manual_seed(0)
+        with isolated_rng(0):
             recompute_model = EmotionModel([upstream], config)
             cached = _seconds_per_step(cached_model, batches, store, [features], settings, cached_passes, warmup=True)
             recompute = _seconds_per_step(recompute_model, batches, store, None, settings, recompute_passes,

@@ -23,6 +23,7 @@ from benchmark.batching import AudioStore, make_batch
 from benchmark.cache import FrozenFeatures
 from benchmark.data.iemocap import Utterance
 from benchmark.model import EmotionModel
+from benchmark.seeding import isolated_rng
 from downstream.model import DownstreamConfig
 from upstream.interface import Batch
 
@@ -89,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     upstream.requires_grad_(False)
     features = random_features(upstream, [u for b in batches for u in b], store)
     config = DownstreamConfig(aggregator=args.downstream, input_norm=args.upstream == "fbank", ecapa=settings.ecapa)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with isolated_rng(0):
         model = EmotionModel([upstream], config, stored_layers=[1])
     model.train()
     model.upstreams.eval()
