@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow unpickling a checkpoint file that is not plain tensors (only for files you trust)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per fold (default: recipe's)")
+    cluster = parser.add_argument_group("cluster", "one job per unit through submitit (README: Running on a cluster)")
+    cluster.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                         help="local: run the units here (under torchrun: data-parallel); slurm: submit them as jobs")
+    cluster.add_argument("--slurm-partition", default=None, help="SLURM partition of the jobs")
+    cluster.add_argument("--slurm-account", default=None, help="SLURM account to charge")
+    cluster.add_argument("--gpus-per-job", type=int, default=1,
+                         help="GPUs per unit job; more than 1 trains data-parallel, one task per GPU (default 1)")
+    cluster.add_argument("--cpus-per-gpu", type=int, default=8, help="CPU cores per task (default 8)")
+    cluster.add_argument("--mem-gb", type=int, default=64, help="memory per job in GB (default 64)")
+    cluster.add_argument("--timeout-min", type=int, default=24 * 60,
+                         help="time limit per job; a job that reaches it is requeued and resumes (default 1440)")
+    cluster.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"), default="slurm",
+                         help="submitit executor: slurm, or local/debug to run the same jobs on this machine")
+    cluster.add_argument("--wait", action="store_true", help="with slurm: stay until every job has ended")
     parser.add_argument("--list-upstreams", action="store_true", help="print the registered upstreams and exit")
     parser.add_argument("--list-downstreams", action="store_true",
                         help="print the aggregators with output size and parameter count, and exit")
@@ -75,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_flush_denormal(True)  # tiny models' gradients reach denormal floats, which CPUs process very slowly
+    from benchmark import distributed
     from benchmark.errors import USER_ERRORS
+    from benchmark.launch import JobFailedError, SlurmOptions
     from benchmark.runner import RunRequest, run
 
     if args.list_upstreams or args.list_downstreams:
@@ -88,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None and args.epochs < 1:
         print("error: --epochs must be at least 1", file=sys.stderr)
         return 2
+    if args.gpus_per_job < 0 or args.timeout_min < 1:
+        print("error: --gpus-per-job must be 0 or more and --timeout-min at least 1", file=sys.stderr)
+        return 2
+    slurm = SlurmOptions(args.slurm_partition, args.slurm_account, args.gpus_per_job, args.cpus_per_gpu, args.mem_gb,
+                         args.timeout_min, args.slurm_cluster, args.wait)
     request = RunRequest(
         table=args.table,
         experiments=args.experiment,
@@ -105,12 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         strict=False if args.no_strict else None,
         upstream_ckpt=args.upstream_ckpt,
         trust_checkpoint=args.trust_checkpoint,
+        launcher=args.launcher,
+        slurm=slurm if args.launcher == "slurm" else None,
     )
+    if not distributed.init_from_env().is_main:  # under torchrun rank 0 alone reports progress
+        sys.stdout = open(os.devnull, "w")
     try:
         run(request)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except JobFailedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        distributed.shutdown()
     return 0
 
 

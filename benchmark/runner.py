@@ -7,6 +7,7 @@ trained once, resumed after an interruption, and skipped when finished.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import subprocess
@@ -18,14 +19,16 @@ from tqdm import tqdm
 
 from upstream import get_spec
 
+from . import distributed
 from .batching import AudioStore
 from .cache import data_fingerprint
 from .config import ConfigError
 from .data import iemocap, splits
 from .experiment import ExperimentConfig, Profile, load_profile, load_table, select
 from .io import atomic_write_text, check_writable_dir
+from .launch import SlurmOptions
 from .lock import run_lock
-from .plan import RunSettings, plan, unit_for
+from .plan import RunSettings, Unit, plan, unit_for
 from .report import Row, check_compare, comparison_text, write_table
 from .stages import CHECKPOINT_KINDS, RunContext, UnitResult, execute, load_result, mean_and_std
 
@@ -55,6 +58,8 @@ class RunRequest:
     trust_checkpoint: bool = False
     report_only: bool = False
     compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
+    launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
+    slurm: SlurmOptions | None = None
 
 def resolve_profile(request: RunRequest) -> Profile:
     if isinstance(request.profile, Profile):
@@ -149,30 +154,72 @@ def provenance(request: RunRequest, profile: Profile, experiments: list[Experime
     }
 
 
-def run(request: RunRequest) -> Path:
-    """Run (or, with `report_only`, only report) the request; returns the main CSV written."""
+@dataclass(frozen=True)
+class Planned:
+    """A request resolved into its profile, experiments and units."""
+
+    profile: Profile
+    table_name: str
+    experiments: list[ExperimentConfig]
+    settings: RunSettings
+    units: list[Unit]
+
+
+def resolve(request: RunRequest) -> Planned:
     profile = resolve_profile(request)
     table_name, experiments = _experiments(request, profile)
-    check_writable_dir(request.out)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt)
-    units = plan(experiments, request.folds, settings)
+    return Planned(profile, table_name, experiments, settings, plan(experiments, request.folds, settings))
+
+
+def prepare(request: RunRequest, profile: Profile, folds: tuple[int, ...]) -> tuple[str, RunContext]:
+    """Read and check the corpus and every audio file the folds use; the data fingerprint and run context."""
+    utterances = iemocap.load(corpus_dir(request), strict=request.strict)
+    split_folds = {f.index: f for f in splits.folds(utterances, request.split, folds)}  # type: ignore[arg-type]
+    store = preload_audio([u for fold in split_folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
+    context = RunContext(request.out, profile, split_folds, store, request.upstream_ckpt, request.trust_checkpoint)
+    return data_fingerprint(utterances), context
+
+
+def run(request: RunRequest) -> Path | None:
+    """Run (or, with `report_only`, only report) the request; returns the main CSV written (None on the
+    ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
+    planned = resolve(request)
+    check_writable_dir(request.out)
     data_hash, context = "(report only)", None
     if not request.report_only:
-        data = corpus_dir(request)
-        utterances = iemocap.load(data, strict=request.strict)
-        data_hash = data_fingerprint(utterances)
-        folds = {f.index: f for f in splits.folds(utterances, request.split, request.folds)}  # type: ignore[arg-type]
-        store = preload_audio([u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
-        context = RunContext(request.out, profile, folds, store, request.upstream_ckpt, request.trust_checkpoint)
+        data_hash, context = prepare(request, planned.profile, request.folds)
     # Everything above only reads: bad input fails before the output folder is touched.
-    with run_lock(request.out):
+    if request.launcher == "slurm" and context is not None:
+        from .launch import launch
+
+        if not launch(request, planned.units, request.slurm or SlurmOptions()):
+            return None
+        context = None  # every unit has finished in its own job: only the report is left
+    main = distributed.world().is_main
+    with run_lock(request.out) if main else contextlib.nullcontext():
         if context is not None:
-            print(f"plan: {len(units)} unit(s) for {len(experiments)} experiment(s) × {len(request.folds)} fold(s), "
-                  f"profile {profile.name}")
-            for number, unit in enumerate(units, 1):
-                print(f"[{number}/{len(units)}] {unit.directory(request.out).relative_to(request.out)}")
+            print(f"plan: {len(planned.units)} unit(s) for {len(planned.experiments)} experiment(s) × "
+                  f"{len(request.folds)} fold(s), profile {planned.profile.name}")
+            for number, unit in enumerate(planned.units, 1):
+                print(f"[{number}/{len(planned.units)}] {unit.directory(request.out).relative_to(request.out)}")
                 execute(unit, context)
-        return _report(request, profile, table_name, experiments, settings, units, data_hash)
+        if not main:
+            return None
+        return _report(request, planned.profile, planned.table_name, planned.experiments, planned.settings,
+                       planned.units, data_hash)
+
+
+def run_unit_by_key(request: RunRequest, key: str) -> UnitResult:
+    """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
+    planned = resolve(request)
+    unit = next((u for u in planned.units if u.key == key), None)
+    if unit is None:
+        raise ConfigError(f"no unit {key} in the plan of this request (was the profile or code changed?)")
+    _, context = prepare(request, planned.profile, (unit.fold,))
+    unit_dir = unit.directory(request.out)
+    with run_lock(unit_dir) if distributed.world().is_main else contextlib.nullcontext():
+        return execute(unit, context)
 
 
 def preload_audio(utterances: list) -> AudioStore:

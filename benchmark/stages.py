@@ -18,6 +18,7 @@ from downstream.model import DownstreamConfig
 from upstream import build_upstream
 from upstream.interface import Upstream
 
+from . import distributed
 from .averaging import average_state_dicts
 from .batching import AudioStore
 from .cache import FrozenFeatures, LayerSelection
@@ -77,7 +78,7 @@ def load_result(unit_dir: Path) -> UnitResult | None:
 def _test(model: EmotionModel, fold: Fold, store: AudioStore, config: TrainConfig,
           features: Sequence[FrozenFeatures] | None) -> TestScores:
     labels = [u.label_index for u in fold.test]
-    predictions = evaluate(model, fold.test, store, config.eval_batch_seconds, features)
+    predictions = evaluate(model, fold.test, store, config.eval_batch_seconds, features, config.precision)
     s = score(labels, predictions, len(LABELS))
     return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
 
@@ -101,22 +102,26 @@ def run_unit(
     with isolated_rng(seed) as generator:
         model = build_model().to(default_device())
         features = features_for(model) if features_for is not None else None
-        for feature_store in features or []:
-            feature_store.precompute([*fold.train, *fold.valid, *fold.test])
+        with distributed.main_first():  # rank 0 fills the feature cache, the other ranks read it
+            for feature_store in features or []:
+                feature_store.precompute([*fold.train, *fold.valid, *fold.test])
         outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
     states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
     scores = {}
     load_model_state(model, states[0])
     scores["best"] = _test(model, fold, store, config, features)
     averaged = average_state_dicts(states)
-    save_weights(unit_dir / AVERAGE_FILE, averaged)
+    if distributed.world().is_main:
+        save_weights(unit_dir / AVERAGE_FILE, averaged)
     load_model_state(model, averaged)
     scores["average"] = _test(model, fold, store, config, features)
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
                         outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
                         [u.id for u in fold.test], [u.label_index for u in fold.test])
-    atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
-    (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+    if distributed.world().is_main:
+        atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
+        (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+    distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
     for kind in CHECKPOINT_KINDS:
         print(f"{desc} [{kind}]: test WA {scores[kind].wa:.2f}  UA {scores[kind].ua:.2f}")
     return result

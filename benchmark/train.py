@@ -26,8 +26,9 @@ from .averaging import RankedCheckpoint, update_top_k
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
 from .cache import FrozenFeatures
 from .checkpoints import load_training_state, save_training_state, save_weights
+from . import distributed
 from .data.iemocap import LABELS, Utterance
-from .device import autocast
+from .device import Precision, autocast
 from .faults import fault_point
 from .io import atomic_write_text
 from .metrics import score
@@ -53,6 +54,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.0
     top_k: int = 5
+    precision: Precision = "auto"
 
 
 @dataclass
@@ -107,14 +109,19 @@ def _device(model: EmotionModel) -> torch.device:
     return next(model.downstream.parameters()).device
 
 
-def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatures] | None) -> Tensor:
-    """(B, num_classes) float32 logits, from stored hidden states when the upstreams are frozen."""
+def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatures] | None,
+              precision: Precision = "auto", trained: nn.Module | None = None) -> Tensor:
+    """(B, num_classes) float32 logits, from stored hidden states when the upstreams are frozen.
+
+    `trained`: what runs the forward pass instead of the model (fine-tuning) or its downstream
+    (frozen upstreams), i.e. their DistributedDataParallel wrapper.
+    """
     device = _device(model)
-    with autocast(device):
+    with autocast(device, precision):
         if features is None:
-            logits = model(batch.to(device))
+            logits = (trained or model)(batch.to(device))
         else:
-            logits = model.downstream([output_to(f.outputs(batch.ids), device) for f in features])
+            logits = (trained or model.downstream)([output_to(f.outputs(batch.ids), device) for f in features])
     return logits.float()
 
 
@@ -124,14 +131,20 @@ def evaluate(
     store: AudioStore,
     max_batch_seconds: float,
     features: Sequence[FrozenFeatures] | None = None,
+    precision: Precision = "auto",
 ) -> np.ndarray:
-    """Predicted class index per utterance, in the order given."""
+    """Predicted class index per utterance, in the order given (with data parallelism, each rank
+    scores its share of the batches and all ranks receive all predictions)."""
     model.eval()
-    predictions = np.zeros(len(utterances), dtype=np.int64)
+    scored: dict[int, int] = {}
     with torch.no_grad():
-        for indices in duration_batches([u.duration for u in utterances], max_batch_seconds):
-            logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features)
-            predictions[indices] = logits.argmax(dim=-1).cpu().numpy()
+        for indices in distributed.my_batches(duration_batches([u.duration for u in utterances], max_batch_seconds)):
+            logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features, precision)
+            scored.update(zip(indices, logits.argmax(dim=-1).tolist()))
+    predictions = np.full(len(utterances), -1, dtype=np.int64)
+    for share in distributed.gather_objects(scored):
+        for index, label in share.items():
+            predictions[index] = label
     return predictions
 
 
@@ -169,12 +182,15 @@ def train_unit(
 
     `features` must be given when the upstreams are frozen (their hidden states are read from it).
     A resume state in `unit_dir` is continued from; the global RNG is restored too, so call this
-    inside `seeding.isolated_rng`.
+    inside `seeding.isolated_rng`. Under torchrun each global batch is shared out among the ranks
+    (see `distributed`); only rank 0 writes files.
     """
     _prepare_upstreams(model, config)
     optimizer = _optimizer(model, config)
     durations = [u.duration for u in train_set]
-    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2))
+    main = distributed.world().is_main
+    min_rows = 2 * distributed.world().size  # two rows per rank: BatchNorm needs two per training batch
+    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=min_rows))
     total_steps = math.ceil(batches_per_epoch / config.grad_accumulation) * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     valid_labels = np.array([u.label_index for u in valid_set])
@@ -192,23 +208,29 @@ def train_unit(
         top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
         history = [EpochLog(**entry) for entry in state["history"]]
         print(f"{desc}: resuming after epoch {start_epoch - 1}")
-    loss_fn = nn.CrossEntropyLoss()
+    trained = distributed.wrap(model if config.finetune_upstream else model.downstream)
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2)
+        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=min_rows)
         _set_mode(model, True, config)
         total_loss, hits, seen = 0.0, 0, 0
-        progress = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0, disable=None)
+        progress = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
+                        disable=None if main else True)
         for position, indices in enumerate(progress):
-            batch = make_batch([train_set[i] for i in indices], store)
-            logits = logits_of(model, batch, features)
-            labels = batch.labels.to(logits.device)
-            loss = loss_fn(logits, labels)
-            (loss / config.grad_accumulation).backward()
-            total_loss += loss.item() * len(indices)
+            steps_now = (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches)
+            batch = make_batch([train_set[i] for i in distributed.my_rows(indices)], store)
+            with distributed.no_sync(trained, skip=not steps_now):
+                logits = logits_of(model, batch, features, config.precision, trained)
+                labels = batch.labels.to(logits.device)
+                loss = loss_fn(logits, labels)
+                # DDP averages gradients over ranks: scaled so that the result is the global batch's mean.
+                scale = distributed.world().size / (len(indices) * config.grad_accumulation)
+                (loss * scale).backward()
+            total_loss += loss.item()
             hits += int((logits.argmax(-1) == labels).sum())
-            seen += len(indices)
-            if (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches):
+            seen += len(labels)
+            if steps_now:
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -217,7 +239,10 @@ def train_unit(
                 step += 1
                 fault_point("step")
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
-        valid = score(valid_labels, evaluate(model, valid_set, store, config.eval_batch_seconds, features), len(LABELS))
+        total_loss, hits, seen = distributed.sum_across([total_loss, hits, seen])
+        distributed.sync_buffers(model)
+        predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
+        valid = score(valid_labels, predicted, len(LABELS))
         lrs = [group["lr"] for group in optimizer.param_groups]
         history.append(EpochLog(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
@@ -226,20 +251,23 @@ def train_unit(
         file = f"epoch{epoch:03d}.safetensors"
         candidate = RankedCheckpoint(epoch, valid.wa, file, "")
         new_top_k, entered = update_top_k(top_k, candidate, config.top_k)
-        if entered:
+        if entered and main:
             digest = save_weights(unit_dir / file, model_state(model, config))
             new_top_k = [RankedCheckpoint(epoch, valid.wa, file, digest) if e is candidate else e for e in new_top_k]
-        top_k = new_top_k
-        save_training_state(resume, {
-            "model": model_state(model, config), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-            "global_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
-            "top_k": [e.to_dict() for e in top_k], "history": [asdict(e) for e in history],
-        })
-        _write_log(unit_dir, history)
-        _remove_unranked(unit_dir, top_k)
+        top_k = distributed.from_main(new_top_k)
+        if main:
+            save_training_state(resume, {
+                "model": model_state(model, config), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "global_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                "top_k": [e.to_dict() for e in top_k], "history": [asdict(e) for e in history],
+            })
+            _write_log(unit_dir, history)
+            _remove_unranked(unit_dir, top_k)
         print(f"{desc} epoch {epoch}: loss {history[-1].train_loss:.3f}  valid WA {100 * valid.wa:.2f} "
               f"UA {100 * valid.ua:.2f}  ({history[-1].seconds:.1f} s, padding {100 * history[-1].padding_ratio:.1f} %)")
-    _remove_unranked(unit_dir, top_k)
+    if main:
+        _remove_unranked(unit_dir, top_k)
+    distributed.barrier()  # the top-k files are on disk for every rank
     return TrainOutcome(top_k, history)
 
 

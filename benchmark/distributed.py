@@ -1,0 +1,137 @@
+"""Data parallelism across the processes `torchrun` starts: NCCL on GPUs, gloo on CPU.
+
+Every rank builds the same duration batches (same generator, same seed); each global batch is then
+dealt out row by row, so a step sees exactly the utterances a single process would and duration
+bucketing is kept. Gradients are averaged by `DistributedDataParallel`, with each rank's loss scaled
+so that the result is the mean over the global batch. Evaluation deals out whole batches and gathers
+the predictions: every utterance is scored once. Only rank 0 writes files or prints progress; the
+others wait at `barrier()` where they must read what rank 0 wrote.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import ContextManager, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the data-parallel processes (a single process: rank 0 of 1)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def parallel(self) -> bool:
+        return self.size > 1
+
+
+def world() -> World:
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size())
+    return World()
+
+
+def init_from_env() -> World:
+    """Join the process group that torchrun's environment describes (WORLD_SIZE > 1), else stay alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return World()
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world()
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if world().parallel:
+        dist.barrier()
+
+
+def my_rows(batch: Sequence[T]) -> list[T]:
+    """This rank's share of one global batch: every size-th row, so shares differ by one row at most."""
+    current = world()
+    return list(batch[current.rank::current.size])
+
+
+def my_batches(batches: Sequence[T]) -> list[T]:
+    """This rank's share of evaluation batches (whole batches, dealt round-robin)."""
+    current = world()
+    return list(batches[current.rank::current.size])
+
+
+def gather_objects(value: T) -> list[T]:
+    """`value` from every rank, in rank order (a one-element list without parallelism)."""
+    current = world()
+    if not current.parallel:
+        return [value]
+    gathered: list = [None] * current.size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def sum_across(values: Sequence[float]) -> list[float]:
+    """Element-wise sum of `values` over the ranks."""
+    if not world().parallel:
+        return list(values)
+    return [float(sum(column)) for column in zip(*gather_objects(list(values)))]
+
+
+def wrap(module: nn.Module) -> nn.Module:
+    """`module` under DistributedDataParallel when running in parallel, else unchanged.
+
+    Unused parameters are allowed: a fine-tuned upstream may hold some that a forward never touches
+    (e.g. wav2vec 2.0's masking embedding without SpecAugment).
+    """
+    if not world().parallel:
+        return module
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+
+
+def no_sync(module: nn.Module, skip: bool) -> ContextManager:
+    """Skip DDP's gradient all-reduce for a micro-step that accumulates into the next one."""
+    if skip and isinstance(module, nn.parallel.DistributedDataParallel):
+        return module.no_sync()
+    return contextlib.nullcontext()
+
+
+def sync_buffers(module: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank: after training each rank's
+    own forward passes left them slightly different, and evaluation must use one model."""
+    if world().parallel:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)
+
+
+def from_main(value: T) -> T:
+    """Rank 0's `value`, on every rank."""
+    return gather_objects(value)[0] if world().parallel else value
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block before the other ranks do (e.g. it fills a cache that they then read)."""
+    main = world().is_main
+    if not main:
+        barrier()
+    yield
+    if main:
+        barrier()

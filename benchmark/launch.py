@@ -1,0 +1,162 @@
+"""Fan the units of a run out as cluster jobs through submitit: one job per unit that has no result.
+
+On SLURM every job is submitted at once; a stage-2 unit waits for the jobs of the stage-1 units whose
+averaged upstreams it reads (`--dependency=afterok`), and a last CPU job writes the tables. A job that
+SLURM preempts or times out is requeued by submitit (`UnitJob.checkpoint`) and continues from the
+unit's resume state. With submitit's "local" or "debug" executors (tests, a workstation) the same
+jobs run in waves, each wave's dependencies finished before it starts. A job with more than one GPU
+runs one task per GPU and trains data-parallel (benchmark.distributed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .plan import FrozenUnit, Unit
+from .stages import load_result
+
+if TYPE_CHECKING:
+    from .runner import RunRequest
+
+JOBS_DIR = "jobs"
+CLUSTERS = ("slurm", "local", "debug")
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What a job asks the scheduler for (`--slurm-*`, `--gpus-per-job`, `--timeout-min` on the command line)."""
+
+    partition: str | None = None
+    account: str | None = None
+    gpus_per_job: int = 1
+    cpus_per_gpu: int = 8
+    mem_gb: int = 64
+    timeout_min: int = 24 * 60
+    cluster: str = "slurm"  # or submitit's "local" / "debug" executors
+    wait: bool = False  # SLURM: stay until every job has ended (the local executors always wait)
+    extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options, e.g. {"qos": "high"}
+
+
+class JobFailedError(RuntimeError):
+    """A unit's job ended without a result."""
+
+
+class UnitJob:
+    """A submitit job: run one unit. Requeued on preemption or timeout; the unit resumes from its state."""
+
+    def __init__(self, request: RunRequest, key: str, tasks: int) -> None:
+        self.request, self.key, self.tasks = request, key, tasks
+
+    def __call__(self) -> str:
+        from . import distributed
+        from .runner import run_unit_by_key
+
+        if self.tasks > 1:  # one task per GPU: torch.distributed's variables from SLURM's
+            import submitit
+
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+            distributed.init_from_env()
+        try:
+            result = run_unit_by_key(self.request, self.key)
+        finally:
+            distributed.shutdown()
+        return f"{self.key}: test WA {result.scores['average'].wa:.2f}"
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(UnitJob(self.request, self.key, self.tasks))
+
+
+class ReportJob:
+    """The last SLURM job: write the tables from the units' results."""
+
+    def __init__(self, request: RunRequest) -> None:
+        self.request = request
+
+    def __call__(self) -> str:
+        from .runner import run
+
+        return str(run(replace(self.request, report_only=True, launcher="local")))
+
+
+def _executor(folder: Path, options: SlurmOptions, gpus: int) -> Any:
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
+    tasks = max(gpus, 1)
+    parameters: dict[str, Any] = dict(timeout_min=options.timeout_min, nodes=1, tasks_per_node=tasks,
+                                      gpus_per_node=gpus, cpus_per_task=options.cpus_per_gpu, mem_gb=options.mem_gb,
+                                      name="ser-unit")
+    if options.cluster == "slurm":
+        parameters.update(slurm_partition=options.partition, slurm_account=options.account,
+                          slurm_additional_parameters=dict(options.extra))
+        parameters = {k: v for k, v in parameters.items() if v is not None}
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def _depends_on(unit: Unit, pending: set[str]) -> list[str]:
+    if not isinstance(unit, FrozenUnit):
+        return []
+    return [s.key for s in unit.sources if s is not None and s.key in pending]
+
+
+def _result_of(job: Any, unit: Unit, out: Path) -> None:
+    try:
+        job.result()
+    except Exception as error:  # submitit raises several types; the message and log path are what matter
+        raise JobFailedError(f"{unit.directory(out)}: job {job.job_id} failed ({type(error).__name__}; log in "
+                             f"{out / JOBS_DIR}); run the same command again to resume it") from None
+
+
+def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) -> bool:
+    """Run the units without a result as jobs; True when they have all finished (False: submitted to
+    SLURM without waiting, the report job writes the tables)."""
+    if options.cluster not in CLUSTERS:
+        raise ValueError(f"--slurm-cluster: unknown executor {options.cluster!r}; expected one of {', '.join(CLUSTERS)}")
+    out = request.out
+    pending = [u for u in units if load_result(u.directory(out)) is None]
+    job_request = replace(request, launcher="local")
+    folder = out / JOBS_DIR / "%j"
+    if options.cluster != "slurm":
+        return _run_in_waves(job_request, pending, options, folder)
+    jobs: dict[str, Any] = {}
+    keys = {u.key for u in pending}
+    for unit in pending:  # the plan lists a unit's sources before it
+        executor = _executor(folder, options, options.gpus_per_job)
+        after = [jobs[k].job_id for k in _depends_on(unit, keys)]
+        if after:
+            executor.update_parameters(slurm_additional_parameters={**options.extra, "dependency": "afterok:" + ":".join(after)})
+        jobs[unit.key] = executor.submit(UnitJob(job_request, unit.key, max(options.gpus_per_job, 1)))
+        print(f"submitted job {jobs[unit.key].job_id}: {unit.directory(out).relative_to(out)}"
+              + (f" (after {', '.join(after)})" if after else ""))
+    report = _executor(folder, replace(options, cpus_per_gpu=2, mem_gb=8, timeout_min=60), 0)
+    if jobs:
+        dependency = "afterok:" + ":".join(j.job_id for j in jobs.values())
+        report.update_parameters(slurm_additional_parameters={**options.extra, "dependency": dependency})
+    report_job = report.submit(ReportJob(job_request))
+    print(f"submitted job {report_job.job_id}: the tables, once the {len(jobs)} unit job(s) have succeeded")
+    if not options.wait:
+        return False
+    for unit in pending:
+        _result_of(jobs[unit.key], unit, out)
+    report_job.result()
+    return True
+
+
+def _run_in_waves(request: RunRequest, pending: list[Unit], options: SlurmOptions, folder: Path) -> bool:
+    """Local/debug executors know no dependencies: submit the units whose sources are done, wait, repeat."""
+    remaining = list(pending)
+    while remaining:
+        keys = {u.key for u in remaining}
+        wave = [u for u in remaining if not _depends_on(u, keys)]
+        executor = _executor(folder, options, 0)
+        jobs = [(unit, executor.submit(UnitJob(request, unit.key, 1))) for unit in wave]
+        for unit, job in jobs:
+            print(f"job {job.job_id}: {unit.directory(request.out).relative_to(request.out)}")
+        for unit, job in jobs:
+            _result_of(job, unit, request.out)
+        remaining = [u for u in remaining if u not in wave]
+    return True

@@ -1,0 +1,86 @@
+"""Data parallelism: 2 CPU processes (gloo) under torchrun against one process, on fold 1 of the tone corpus.
+
+tests/distributed_worker.py trains one unit (2 epochs, top-2 averaging, test of best and average)
+and records, per rank, a hash of the whole model state at every evaluation and the ids it scored.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "distributed_worker.py"
+# Fine-tuning without dropout or BatchNorm: 2 ranks do the single process's arithmetic up to the order
+# of float additions in the gradient all-reduce.
+WEIGHT_TOLERANCE = 1e-5
+
+
+def _launch(corpus: Path, out: Path, mode: str, processes: int) -> list[dict]:
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if processes == 1:
+        command = [sys.executable, str(WORKER)]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   str(WORKER)]
+    done = subprocess.run([*command, str(corpus), str(out), mode], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(processes)]
+
+
+@pytest.fixture(scope="module")
+def finetune_runs(tone_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], Path, list[dict]]:
+    single, parallel = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("parallel")
+    return single, _launch(tone_corpus, single, "finetune", 1), parallel, _launch(tone_corpus, parallel, "finetune", 2)
+
+
+def _each_evaluated_once(ranks: list[dict], evaluations_per_set: int) -> None:
+    counts = Counter(uid for rank in ranks for uid in rank["scored"])
+    test, valid = ranks[0]["test_ids"], ranks[0]["valid_ids"]
+    assert set(counts) == set(test) | set(valid)
+    # the valid set once per epoch (2), the test set once for the best and once for the average
+    assert all(counts[uid] == evaluations_per_set for uid in test)
+    assert all(counts[uid] == 2 for uid in valid)
+    assert all(rank["scored"] for rank in ranks)  # both ranks did a share
+
+
+def test_two_ranks_hold_identical_weights_at_every_evaluation(finetune_runs):
+    _, _, _, ranks = finetune_runs
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert len(ranks[0]["state_hashes"]) == 4  # 2 epochs + best + average
+    assert ranks[0]["state_hashes"] == ranks[1]["state_hashes"]
+
+
+def test_two_ranks_match_one_process_with_the_same_global_batch(finetune_runs):
+    single_dir, (single,), parallel_dir, ranks = finetune_runs
+    expected, got = torch.load(single_dir / "final_state.pt"), torch.load(parallel_dir / "final_state.pt")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=WEIGHT_TOLERANCE, msg=name)
+    for rank in ranks:  # both ranks report the whole test set's scores, equal to the single process's
+        for kind in ("best", "average"):
+            assert rank["result"]["scores"][kind] == single["result"]["scores"][kind]
+        assert rank["result"]["top_k_epochs"] == single["result"]["top_k_epochs"]
+
+
+def test_each_test_utterance_is_scored_once_across_ranks(finetune_runs):
+    _, (single,), _, ranks = finetune_runs
+    _each_evaluated_once(ranks, 2)
+    assert Counter(single["scored"]) == Counter(uid for r in ranks for uid in r["scored"])
+
+
+def test_frozen_ecapa_with_batchnorm_keeps_ranks_identical(tone_corpus, tmp_path):
+    """BatchNorm statistics are per rank (as in any DDP run without SyncBatchNorm): the result is not the
+    single process's, but the ranks' models (running statistics included) stay identical."""
+    ranks = _launch(tone_corpus, tmp_path, "frozen", 2)
+    assert ranks[0]["state_hashes"] == ranks[1]["state_hashes"]
+    _each_evaluated_once(ranks, 2)
+    assert ranks[0]["result"] == ranks[1]["result"]
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1  # rank 0 filled the cache, rank 1 read it
