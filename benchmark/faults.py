@@ -2,7 +2,7 @@
 
 `SER_FAULT_INJECT="write:table1.csv#1"` kills the process with SIGKILL the first time the named point
 is reached (`fnmatch` patterns; `#N`: the N-th time). Points: `write:<file name>` (between writing a
-file's temporary copy and renaming it into place) and `step` (after an optimizer step). Without the
+file's temporary copy and renaming it into place) and `step:<unit folder>` (after an optimizer step; e.g. `step:*fold2#3`). Without the
 variable, `fault_point` does nothing.
 """
 from __future__ import annotations

@@ -9,6 +9,7 @@ runs one task per GPU and trains data-parallel (benchmark.distributed).
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -45,12 +46,12 @@ class JobFailedError(RuntimeError):
 class UnitJob:
     """A submitit job: run one unit. Requeued on preemption or timeout; the unit resumes from its state."""
 
-    def __init__(self, request: RunRequest, key: str, tasks: int) -> None:
-        self.request, self.key, self.tasks = request, key, tasks
+    def __init__(self, request: RunRequest, unit: Unit, tasks: int) -> None:
+        self.request, self.key, self.fold, self.tasks = request, unit.key, unit.fold, tasks
 
     def __call__(self) -> str:
         from . import distributed
-        from .runner import run_unit_by_key
+        from .runner import run_planned_unit
 
         if self.tasks > 1:  # one task per GPU: torch.distributed's variables from SLURM's
             import submitit
@@ -58,15 +59,15 @@ class UnitJob:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
             distributed.init_from_env()
         try:
-            result = run_unit_by_key(self.request, self.key)
+            result = run_planned_unit(self.request, self.key, self.fold)
         finally:
             distributed.shutdown()
-        return f"{self.key}: test WA {result.scores['average'].wa:.2f}"
+        return f"{self.key} fold {self.fold}: test WA {result.scores['average'].wa:.2f}"
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
 
-        return submitit.helpers.DelayedSubmission(UnitJob(self.request, self.key, self.tasks))
+        return submitit.helpers.DelayedSubmission(self)
 
 
 class ReportJob:
@@ -81,26 +82,34 @@ class ReportJob:
         return str(run(replace(self.request, report_only=True, launcher="local")))
 
 
-def _executor(folder: Path, options: SlurmOptions, gpus: int) -> Any:
+def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[str] = ()) -> Any:
+    """submitit's executor for one job (explicit classes: AutoExecutor's plugin lookup needs pkg_resources)."""
     import submitit
 
-    executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
     tasks = max(gpus, 1)
-    parameters: dict[str, Any] = dict(timeout_min=options.timeout_min, nodes=1, tasks_per_node=tasks,
-                                      gpus_per_node=gpus, cpus_per_task=options.cpus_per_gpu, mem_gb=options.mem_gb,
-                                      name="ser-unit")
     if options.cluster == "slurm":
-        parameters.update(slurm_partition=options.partition, slurm_account=options.account,
-                          slurm_additional_parameters=dict(options.extra))
-        parameters = {k: v for k, v in parameters.items() if v is not None}
-    executor.update_parameters(**parameters)
+        if shutil.which("srun") is None or shutil.which("sbatch") is None:
+            raise ValueError("--launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster "
+                             "login node, or pass --slurm-cluster local to run the same jobs here")
+        executor = submitit.SlurmExecutor(folder=folder)
+        parameters: dict[str, Any] = dict(
+            job_name="ser-unit", time=options.timeout_min, nodes=1, ntasks_per_node=tasks, gpus_per_node=gpus or None,
+            cpus_per_task=options.cpus_per_gpu, mem=f"{options.mem_gb}GB", partition=options.partition,
+            account=options.account, dependency="afterok:" + ":".join(after) if after else None,
+            additional_parameters=dict(options.extra) or None)
+        executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        return executor
+    executor = submitit.LocalExecutor(folder=folder) if options.cluster == "local" else submitit.DebugExecutor(folder)
+    if options.cluster == "local":
+        executor.update_parameters(timeout_min=options.timeout_min, tasks_per_node=1, gpus_per_node=0)
     return executor
 
 
-def _depends_on(unit: Unit, pending: set[str]) -> list[str]:
+def _depends_on(unit: Unit, pending: Sequence[Unit]) -> list[Unit]:
+    """The units among `pending` whose averaged upstreams `unit` reads."""
     if not isinstance(unit, FrozenUnit):
         return []
-    return [s.key for s in unit.sources if s is not None and s.key in pending]
+    return [s for s in unit.sources if s is not None and s in pending]
 
 
 def _result_of(job: Any, unit: Unit, out: Path) -> None:
@@ -122,26 +131,21 @@ def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) ->
     folder = out / JOBS_DIR / "%j"
     if options.cluster != "slurm":
         return _run_in_waves(job_request, pending, options, folder)
-    jobs: dict[str, Any] = {}
-    keys = {u.key for u in pending}
+    jobs: dict[Unit, Any] = {}
     for unit in pending:  # the plan lists a unit's sources before it
-        executor = _executor(folder, options, options.gpus_per_job)
-        after = [jobs[k].job_id for k in _depends_on(unit, keys)]
-        if after:
-            executor.update_parameters(slurm_additional_parameters={**options.extra, "dependency": "afterok:" + ":".join(after)})
-        jobs[unit.key] = executor.submit(UnitJob(job_request, unit.key, max(options.gpus_per_job, 1)))
-        print(f"submitted job {jobs[unit.key].job_id}: {unit.directory(out).relative_to(out)}"
+        after = [jobs[source].job_id for source in _depends_on(unit, pending)]
+        executor = _executor(folder, options, options.gpus_per_job, after)
+        jobs[unit] = executor.submit(UnitJob(job_request, unit, max(options.gpus_per_job, 1)))
+        print(f"submitted job {jobs[unit].job_id}: {unit.directory(out).relative_to(out)}"
               + (f" (after {', '.join(after)})" if after else ""))
-    report = _executor(folder, replace(options, cpus_per_gpu=2, mem_gb=8, timeout_min=60), 0)
-    if jobs:
-        dependency = "afterok:" + ":".join(j.job_id for j in jobs.values())
-        report.update_parameters(slurm_additional_parameters={**options.extra, "dependency": dependency})
+    report = _executor(folder, replace(options, cpus_per_gpu=2, mem_gb=8, timeout_min=60), 0,
+                       [j.job_id for j in jobs.values()])
     report_job = report.submit(ReportJob(job_request))
     print(f"submitted job {report_job.job_id}: the tables, once the {len(jobs)} unit job(s) have succeeded")
     if not options.wait:
         return False
     for unit in pending:
-        _result_of(jobs[unit.key], unit, out)
+        _result_of(jobs[unit], unit, out)
     report_job.result()
     return True
 
@@ -150,10 +154,9 @@ def _run_in_waves(request: RunRequest, pending: list[Unit], options: SlurmOption
     """Local/debug executors know no dependencies: submit the units whose sources are done, wait, repeat."""
     remaining = list(pending)
     while remaining:
-        keys = {u.key for u in remaining}
-        wave = [u for u in remaining if not _depends_on(u, keys)]
+        wave = [u for u in remaining if not _depends_on(u, remaining)]
         executor = _executor(folder, options, 0)
-        jobs = [(unit, executor.submit(UnitJob(request, unit.key, 1))) for unit in wave]
+        jobs = [(unit, executor.submit(UnitJob(request, unit, 1))) for unit in wave]
         for unit, job in jobs:
             print(f"job {job.job_id}: {unit.directory(request.out).relative_to(request.out)}")
         for unit, job in jobs:

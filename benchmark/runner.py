@@ -210,12 +210,12 @@ def run(request: RunRequest) -> Path | None:
                        planned.units, data_hash)
 
 
-def run_unit_by_key(request: RunRequest, key: str) -> UnitResult:
+def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
     """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
     planned = resolve(request)
-    unit = next((u for u in planned.units if u.key == key), None)
+    unit = next((u for u in planned.units if (u.key, u.fold) == (key, fold)), None)
     if unit is None:
-        raise ConfigError(f"no unit {key} in the plan of this request (was the profile or code changed?)")
+        raise ConfigError(f"no unit {key} on fold {fold} in the plan of this request (profile or code changed?)")
     _, context = prepare(request, planned.profile, (unit.fold,))
     unit_dir = unit.directory(request.out)
     with run_lock(unit_dir) if distributed.world().is_main else contextlib.nullcontext():

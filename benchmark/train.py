@@ -237,7 +237,7 @@ def train_unit(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                fault_point("step")
+                fault_point(f"step:{unit_dir}")
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
         total_loss, hits, seen = distributed.sum_across([total_loss, hits, seen])
         distributed.sync_buffers(model)

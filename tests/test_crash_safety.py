@@ -45,7 +45,7 @@ def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 @pytest.mark.parametrize(
     "fault",
-    ["write:fbank-*.safetensors", "step#3", "write:epoch002.safetensors", "write:resume.pt#2", "write:table1.csv"],
+    ["write:fbank-*.safetensors", "step:*#3", "write:epoch002.safetensors", "write:resume.pt#2", "write:table1.csv"],
     ids=["during feature caching", "mid-epoch", "while writing a checkpoint", "while writing the resume state",
          "while writing the table"],
 )
