@@ -34,13 +34,7 @@ from downstream.model import DownstreamConfig
 from upstream import build_upstream
 from upstream.interface import Upstream
 
-try:
-    from benchmark.train import logits_of
-except ImportError:  # the trainer's helper moved: same computation
-    def logits_of(model, batch, features):  # type: ignore[no-redef]
-        if features is None:
-            return model(batch)
-        return model.downstream([f.outputs(batch.ids) for f in features])
+from benchmark.train import logits_of
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO / "benchmark" / "experiments" / "profiles"
@@ -123,10 +117,11 @@ def pick_batches(utterances: Sequence[Utterance], max_batch_seconds: float, coun
 
 
 def _train_step(model: EmotionModel, batch_utterances: Sequence[Utterance], store: AudioStore,
-                features: Sequence[FrozenFeatures] | None, optimizer: torch.optim.Optimizer, clip: float) -> None:
+                features: Sequence[FrozenFeatures] | None, optimizer: torch.optim.Optimizer, clip: float,
+                precision: str = "auto") -> None:
     """One step of `train_unit`'s inner loop (no gradient accumulation)."""
     batch = make_batch(batch_utterances, store)
-    logits = logits_of(model, batch, features)
+    logits = logits_of(model, batch, features, precision)
     loss = nn.functional.cross_entropy(logits, batch.labels)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -136,26 +131,29 @@ def _train_step(model: EmotionModel, batch_utterances: Sequence[Utterance], stor
 
 def _seconds_per_step(model: EmotionModel, batches: Sequence[Sequence[Utterance]], store: AudioStore,
                       features: Sequence[FrozenFeatures] | None, settings: StepSettings, passes: int,
-                      warmup: bool) -> float:
+                      warmup: bool, precision: str = "auto") -> float:
     """Median over `passes` of the mean step time over `batches` (after one unmeasured step if `warmup`)."""
     optimizer = torch.optim.AdamW(model.downstream.parameters(), lr=settings.head_lr, weight_decay=settings.weight_decay)
     model.train()
     model.upstreams.eval()  # a frozen upstream always runs as at inference
     if warmup:
-        _train_step(model, batches[0], store, features, optimizer, settings.grad_clip)
+        _train_step(model, batches[0], store, features, optimizer, settings.grad_clip, precision)
     per_pass = []
     for _ in range(passes):
         started = time.perf_counter()
         for batch in batches:
-            _train_step(model, batch, store, features, optimizer, settings.grad_clip)
+            _train_step(model, batch, store, features, optimizer, settings.grad_clip, precision)
         per_pass.append((time.perf_counter() - started) / len(batches))
     return statistics.median(per_pass)
 
 
 def measure(upstream_name: str, downstreams: Sequence[str], settings: StepSettings, fold: splits.Fold,
-            store: AudioStore, steps: int, cached_passes: int = 3, recompute_passes: int = 1) -> list[StepTimes]:
+            store: AudioStore, steps: int, cached_passes: int = 3, recompute_passes: int = 1,
+            bf16_for: Sequence[str] = ()) -> list[StepTimes]:
     """Per-step seconds of the frozen stage with and without the cache, on the same `steps` batches,
-    for each downstream (the cache is built once per upstream, as in a run)."""
+    for each downstream (the cache is built once per upstream, as in a run). Downstreams in `bf16_for`
+    are also timed from the cache under bf16 autocast (profile `precision: bf16`), as "<name>_bf16",
+    against the same float32 recomputation."""
     upstream = make_upstream(upstream_name)
     upstream.requires_grad_(False)
     batches = pick_batches(fold.train, settings.max_batch_seconds, steps)
@@ -180,6 +178,13 @@ def measure(upstream_name: str, downstreams: Sequence[str], settings: StepSettin
                                           warmup=recompute_passes > 1)
         results.append(StepTimes(upstream_name, downstream, settings.profile, cached, recompute, cache_build, audio,
                                  len(batches), parameters))
+        if downstream in bf16_for:
+            with isolated_rng(0):
+                bf16_model = EmotionModel([upstream], config, stored_layers=[1])
+                bf16 = _seconds_per_step(bf16_model, batches, store, [features], settings, cached_passes, warmup=True,
+                                         precision="bf16")
+            results.append(StepTimes(upstream_name, f"{downstream}_bf16", settings.profile, bf16, recompute,
+                                     cache_build, audio, len(batches), parameters))
     return results
 
 

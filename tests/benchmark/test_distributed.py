@@ -84,3 +84,16 @@ def test_frozen_ecapa_with_batchnorm_keeps_ranks_identical(tone_corpus, tmp_path
     _each_evaluated_once(ranks, 2)
     assert ranks[0]["result"] == ranks[1]["result"]
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1  # rank 0 filled the cache, rank 1 read it
+
+
+def test_run_benchmark_under_torchrun_reports_once(tone_corpus, tmp_path):
+    """The CLI itself under torchrun: rank 0 alone holds the lock, prints and writes the recipe CSV."""
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(ROOT / "run_benchmark.py"), "--upstream", "tiny_hubert", "--downstream", "mean", "--data",
+               str(tone_corpus), "--no-strict", "--folds", "1", "--epochs", "1", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("tiny_hubert_mean [average]: mean over 1 fold(s)") == 1
+    assert json.loads((tmp_path / "tiny_hubert_mean.json").read_text())["data_parallel_processes"] == 2
+    assert len((tmp_path / "tiny_hubert_mean.csv").read_text().splitlines()) == 7  # header, 2 folds rows, 4 stats
