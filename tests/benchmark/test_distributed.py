@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.faults import FAULT_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "distributed_worker.py"
 # Fine-tuning without dropout or BatchNorm: 2 ranks do the single process's arithmetic up to the order
@@ -22,8 +24,10 @@ WORKER = ROOT / "tests" / "distributed_worker.py"
 WEIGHT_TOLERANCE = 1e-5
 
 
-def _launch(corpus: Path, out: Path, mode: str, processes: int) -> list[dict]:
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+def _launch(corpus: Path, out: Path, mode: str, processes: int, fault: str | None = None) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if fault:
+        env[FAULT_ENV] = fault
     if processes == 1:
         command = [sys.executable, str(WORKER)]
     else:
@@ -31,6 +35,9 @@ def _launch(corpus: Path, out: Path, mode: str, processes: int) -> list[dict]:
                    str(WORKER)]
     done = subprocess.run([*command, str(corpus), str(out), mode], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=600)
+    if fault:
+        assert done.returncode != 0 and not (out / "rank0.json").exists(), done.stderr[-3000:]
+        return []
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(processes)]
 
@@ -74,6 +81,22 @@ def test_each_test_utterance_is_scored_once_across_ranks(finetune_runs):
     _, (single,), _, ranks = finetune_runs
     _each_evaluated_once(ranks, 2)
     assert Counter(single["scored"]) == Counter(uid for r in ranks for uid in r["scored"])
+
+
+def test_two_ranks_killed_mid_training_resume_to_the_uninterrupted_result(finetune_runs, tone_corpus, tmp_path):
+    """Both ranks are SIGKILLed at a step of epoch 2; the same launch again resumes from rank 0's resume
+    state after epoch 1 and ends with the uninterrupted 2-rank run's weights and scores."""
+    _, _, parallel_dir, ranks = finetune_runs
+    steps_per_epoch = 108 // 12  # tone corpus fold 1: 108 training turns of ≈ 1 s, 16-s batches
+    _launch(tone_corpus, tmp_path, "finetune", 2, fault=f"step:*#{steps_per_epoch + 3}")
+    assert (tmp_path / "unit" / "resume.pt").is_file() and not (tmp_path / "unit" / "result.json").exists()
+    resumed = _launch(tone_corpus, tmp_path, "finetune", 2)
+    for rank, expected in zip(resumed, ranks, strict=True):
+        assert rank["result"] == expected["result"]
+        assert rank["state_hashes"][-3:] == expected["state_hashes"][-3:]  # epoch 2, best and average models
+    expected_state, state = torch.load(parallel_dir / "final_state.pt"), torch.load(tmp_path / "final_state.pt")
+    for name in expected_state:
+        assert torch.equal(state[name], expected_state[name]), name
 
 
 def test_frozen_ecapa_with_batchnorm_keeps_ranks_identical(tone_corpus, tmp_path):
