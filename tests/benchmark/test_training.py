@@ -135,3 +135,38 @@ def test_ecapa_reuses_the_fine_tuned_averaged_upstream_of_the_fold(tone_corpus, 
     assert len(cached) == 1 and raw.cache_file(folds_utts) != cached[0]  # features of the fine-tuned weights
     rows = (tmp_path / "tiny_hubert_ecapa.csv").read_text().splitlines()
     assert all(",frozen," in row for row in rows[1:])
+
+
+def test_precision_option_autocasts_only_where_asked():
+    from benchmark.device import autocast
+
+    weight, inputs = torch.randn(4, 4), torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    for precision, dtype in (("auto", torch.float32), ("float32", torch.float32), ("bf16", torch.bfloat16)):
+        with autocast(cpu, precision):
+            assert (inputs @ weight).dtype == dtype, precision
+
+
+def test_bf16_frozen_stage_trains_and_reports_float32_logits(tone_corpus, tmp_path):
+    """`precision: bf16` on CPU: the same unit trains, its loss falls, and its test WA stays near float32's."""
+    results = {}
+    for precision in ("float32", "bf16"):
+        profile = replace(PROFILE, frozen=replace(FROZEN, precision=precision))
+        run(_request(tone_corpus, tmp_path / precision, profile, upstream="fbank", downstream="ecapa"))
+        unit = _unit(tmp_path / precision, "fbank", "ecapa")
+        log = _log(unit)
+        assert log[-1]["train_loss"] < log[0]["train_loss"]
+        results[precision] = json.loads((unit / "result.json").read_text())["scores"]["average"]["wa"]
+    assert results["bf16"] > 50.0 and abs(results["bf16"] - results["float32"]) <= 15.0, results
+
+
+def test_precision_in_a_profile_is_validated(tmp_path):
+    from benchmark.config import ConfigError
+    from benchmark.experiment import load_profile
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nfrozen:\n  precision: fp16\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: frozen.precision: expected 'auto' \| 'float32' \| 'bf16', got 'fp16'"):
+        load_profile(str(path))
+    path.write_text("name: mine\nfrozen:\n  precision: bf16\n")
+    assert load_profile(str(path)).frozen.precision == "bf16"
