@@ -29,7 +29,8 @@ from .io import atomic_write_text, check_writable_dir
 from .launch import SlurmOptions
 from .lock import run_lock
 from .plan import RunSettings, Unit, plan, unit_for
-from .report import Row, check_compare, comparison_text, write_table
+from .report import Row, write_table
+from .report_stats import check_compare, comparison_text
 from .stages import CHECKPOINT_KINDS, RunContext, UnitResult, execute, load_result, mean_and_std
 
 DEFAULT_DATA_ROOT = Path("data")

@@ -13,7 +13,8 @@ from benchmark.config import ConfigError
 from benchmark.experiment import ExperimentConfig, Profile
 from benchmark.layers import read_layer_weights
 from benchmark.plan import RunSettings, unit_for
-from benchmark.report import Row, check_compare, comparison_text, write_table
+from benchmark.report import Row, write_table
+from benchmark.report_stats import check_compare, comparison_text
 from benchmark.runner import RunRequest, run
 from benchmark import stages
 from benchmark.stages import RESULT_FILE, UnitResult
