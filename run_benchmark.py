@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow unpickling a checkpoint file that is not plain tensors (only for files you trust)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per fold (default: recipe's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); results on CPU depend on it, run.json records it")
     cluster = parser.add_argument_group("cluster", "one job per unit through submitit (README: Running on a cluster)")
     cluster.add_argument("--launcher", choices=("local", "slurm"), default="local",
                          help="local: run the units here (under torchrun: data-parallel); slurm: submit them as jobs")
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None and args.epochs < 1:
         print("error: --epochs must be at least 1", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print("error: --threads must be at least 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     if args.gpus_per_job < 0 or args.timeout_min < 1:
         print("error: --gpus-per-job must be 0 or more and --timeout-min at least 1", file=sys.stderr)
         return 2

@@ -153,6 +153,7 @@ def provenance(request: RunRequest, profile: Profile, experiments: list[Experime
                      "transformers": transformers.__version__, "speechbrain": speechbrain.__version__},
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
         "data_parallel_processes": distributed.world().size,
+        "torch_threads": torch.get_num_threads(),
     }
 
 

@@ -51,3 +51,18 @@ def test_unknown_upstream_suggests_close_names(tmp_path):
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "unknown upstream 'fbnak'" in result.stderr and "did you mean fbank" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_threads_option_is_applied_and_recorded(tone_corpus, tmp_path):
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "run_benchmark.py"), "--data", str(tone_corpus), "--no-strict", "--folds", "1",
+               "--epochs", "1", "--threads", "1", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "fbank_mean.json").read_text())["torch_threads"] == 1
+    bad = subprocess.run([*command[:-2], "--threads", "0", "--out", str(tmp_path / "x")], capture_output=True,
+                         text=True, cwd=root, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --threads must be at least 1"
+    assert not (tmp_path / "x").exists()
