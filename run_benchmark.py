@@ -75,10 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--slurm-cluster", choices=("slurm", "local", "debug"), default="slurm",
                          help="submitit executor: slurm, or local/debug to run the same jobs on this machine")
     cluster.add_argument("--wait", action="store_true", help="with slurm: stay until every job has ended")
+    cluster.add_argument("--local-jobs", type=int, default=1,
+                         help="with --slurm-cluster local: unit jobs run at once on this machine (default 1)")
     parser.add_argument("--list-upstreams", action="store_true", help="print the registered upstreams and exit")
     parser.add_argument("--list-downstreams", action="store_true",
                         help="print the aggregators with output size and parameter count, and exit")
     return parser
+
+
+CLUSTER_OPTIONS = ("slurm_partition", "slurm_account", "gpus_per_job", "cpus_per_gpu", "mem_gb", "timeout_min",
+                   "slurm_cluster", "wait", "local_jobs")
+
+
+def cluster_option_problem(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """What is wrong with the cluster options, if anything (one line)."""
+    if args.launcher != "slurm":
+        given = [name for name in CLUSTER_OPTIONS if getattr(args, name) != parser.get_default(name)]
+        if given:
+            return f"--{given[0].replace('_', '-')} applies to --launcher slurm only"
+    for name, least in (("gpus_per_job", 0), ("cpus_per_gpu", 1), ("mem_gb", 1), ("timeout_min", 1), ("local_jobs", 1)):
+        if getattr(args, name) < least:
+            return f"--{name.replace('_', '-')} must be at least {least}, got {getattr(args, name)}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --threads must be at least 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
-    if args.gpus_per_job < 0 or args.timeout_min < 1:
-        print("error: --gpus-per-job must be 0 or more and --timeout-min at least 1", file=sys.stderr)
+    problem = cluster_option_problem(args, build_parser())
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     slurm = SlurmOptions(args.slurm_partition, args.slurm_account, args.gpus_per_job, args.cpus_per_gpu, args.mem_gb,
-                         args.timeout_min, args.slurm_cluster, args.wait)
+                         args.timeout_min, args.slurm_cluster, args.wait, args.local_jobs)
     request = RunRequest(
         table=args.table,
         experiments=args.experiment,

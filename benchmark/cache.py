@@ -19,7 +19,7 @@ from upstream.interface import Upstream, UpstreamOutput
 
 from .batching import AudioStore, duration_batches, make_batch
 from .data.iemocap import Utterance
-from .device import autocast
+from .device import Precision, autocast
 from .io import atomic_write_bytes
 
 LayerSelection = Literal["all", "last"] | int
@@ -79,19 +79,22 @@ class FrozenFeatures:
         layers: LayerSelection = "all",
         cache_dir: Path | None = None,
         dtype: str = "float32",
+        precision: Precision = "auto",
     ) -> None:
         if dtype not in CACHE_DTYPES:
             raise ValueError(f"cache dtype {dtype!r} is not one of {', '.join(CACHE_DTYPES)}")
         self.upstream, self.store, self.layers = upstream, store, layers
         self.max_batch_seconds, self.cache_dir, self.dtype = max_batch_seconds, cache_dir, CACHE_DTYPES[dtype]
+        self.precision = precision  # of the upstream's forward pass (see device.autocast)
         self._features: dict[str, list[Tensor]] = {}
         self.cache_hits = 0
 
     def cache_file(self, utterances: Sequence[Utterance]) -> Path:
         assert self.cache_dir is not None
-        key = hashlib.sha256(
-            f"{weights_fingerprint(self.upstream)}|{self.layers}|{self.dtype}|{data_fingerprint(utterances)}".encode()
-        ).hexdigest()[:24]
+        identity = f"{weights_fingerprint(self.upstream)}|{self.layers}|{self.dtype}|{data_fingerprint(utterances)}"
+        if self.precision != "auto":  # "auto" keeps the keys of caches written before the option existed
+            identity += f"|{self.precision}"
+        key = hashlib.sha256(identity.encode()).hexdigest()[:24]
         return self.cache_dir / f"{self.upstream.name.replace(':', '_')}-{key}.safetensors"
 
     @torch.no_grad()
@@ -114,7 +117,7 @@ class FrozenFeatures:
         device = next(self.upstream.parameters(), torch.empty(0)).device
         for indices in duration_batches([u.duration for u in missing], self.max_batch_seconds):
             batch = make_batch([missing[i] for i in indices], self.store).to(device)
-            with autocast(device):
+            with autocast(device, self.precision):
                 output = self.upstream.extract(batch)
             for row, uid in enumerate(batch.ids):
                 n = int(output.lengths[row])

@@ -64,10 +64,22 @@ def barrier() -> None:
         dist.barrier()
 
 
-def my_rows(batch: Sequence[T]) -> list[T]:
-    """This rank's share of one global batch: every size-th row, so shares differ by one row at most."""
+def my_rows(batch: Sequence[T], min_rows: int = 2) -> tuple[list[T], int]:
+    """This rank's share of one global batch (every size-th row) and how many of its rows are real.
+
+    The global batches are the single process's, so a short one can leave a rank fewer than
+    `min_rows` rows (BatchNorm needs two) or none: the share is then filled up with repeats of its
+    rows (or of the batch's), which the trainer weights zero in the loss — they add nothing to the
+    gradient. Without parallelism the batch comes back whole.
+    """
     current = world()
-    return list(batch[current.rank::current.size])
+    share = list(batch[current.rank::current.size])
+    real = len(share)
+    if current.parallel:
+        fillers = share or [batch[current.rank % len(batch)]]
+        while len(share) < min_rows:
+            share.append(fillers[len(share) % len(fillers)])
+    return share, real
 
 
 def my_batches(batches: Sequence[T]) -> list[T]:
@@ -119,6 +131,22 @@ def sync_buffers(module: nn.Module) -> None:
     if world().parallel:
         for buffer in module.buffers():
             dist.broadcast(buffer, 0)
+
+
+def per_rank_rng_states() -> list[dict]:
+    """Every rank's CPU (and CUDA) RNG state, in rank order: dropout draws differ between ranks."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return gather_objects(state)
+
+
+def restore_rng_state(states: list[dict]) -> None:
+    """This rank's entry of `per_rank_rng_states()` (rank 0's when the run had fewer ranks)."""
+    state = states[world().rank] if world().rank < len(states) else states[0]
+    torch.set_rng_state(state["cpu"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def from_main(value: T) -> T:

@@ -10,6 +10,7 @@ runs one task per GPU and trains data-parallel (benchmark.distributed).
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -36,6 +37,7 @@ class SlurmOptions:
     timeout_min: int = 24 * 60
     cluster: str = "slurm"  # or submitit's "local" / "debug" executors
     wait: bool = False  # SLURM: stay until every job has ended (the local executors always wait)
+    local_jobs: int = 1  # local executor: how many unit jobs run at once
     extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options, e.g. {"qos": "high"}
 
 
@@ -82,26 +84,39 @@ class ReportJob:
         return str(run(replace(self.request, report_only=True, launcher="local")))
 
 
+def check_slurm(options: SlurmOptions) -> None:
+    """Fail before anything is read or written when SLURM cannot be reached from here."""
+    if options.cluster not in CLUSTERS:
+        raise ValueError(f"--slurm-cluster: unknown executor {options.cluster!r}; expected one of {', '.join(CLUSTERS)}")
+    if options.cluster == "slurm" and (shutil.which("srun") is None or shutil.which("sbatch") is None):
+        raise ValueError("--launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster "
+                         "login node, or pass --slurm-cluster local to run the same jobs here")
+
+
 def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[str] = ()) -> Any:
     """submitit's executor for one job (explicit classes: AutoExecutor's plugin lookup needs pkg_resources)."""
     import submitit
 
-    tasks = max(gpus, 1)
     if options.cluster == "slurm":
-        if shutil.which("srun") is None or shutil.which("sbatch") is None:
-            raise ValueError("--launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster "
-                             "login node, or pass --slurm-cluster local to run the same jobs here")
         executor = submitit.SlurmExecutor(folder=folder)
+        extra = dict(options.extra)
+        if after:  # a job whose dependency failed is cancelled instead of pending forever
+            extra["kill-on-invalid-dep"] = "yes"
         parameters: dict[str, Any] = dict(
-            job_name="ser-unit", time=options.timeout_min, nodes=1, ntasks_per_node=tasks, gpus_per_node=gpus or None,
-            cpus_per_task=options.cpus_per_gpu, mem=f"{options.mem_gb}GB", partition=options.partition,
-            account=options.account, dependency="afterok:" + ":".join(after) if after else None,
-            additional_parameters=dict(options.extra) or None)
+            job_name="ser-unit", time=options.timeout_min, nodes=1, ntasks_per_node=max(gpus, 1),
+            gpus_per_node=gpus or None, cpus_per_task=options.cpus_per_gpu, mem=f"{options.mem_gb}GB",
+            partition=options.partition, account=options.account,
+            dependency="afterok:" + ":".join(after) if after else None, additional_parameters=extra or None,
+            srun_args=["--kill-on-bad-exit=1"])  # one failed task ends the job: the others would wait in a barrier
         executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
         return executor
-    executor = submitit.LocalExecutor(folder=folder) if options.cluster == "local" else submitit.DebugExecutor(folder)
-    if options.cluster == "local":
-        executor.update_parameters(timeout_min=options.timeout_min, tasks_per_node=1, gpus_per_node=0)
+    if options.cluster == "debug":
+        return submitit.DebugExecutor(folder=folder)
+    executor = submitit.LocalExecutor(folder=folder)
+    import torch
+
+    executor.update_parameters(timeout_min=options.timeout_min, tasks_per_node=1,
+                               gpus_per_node=min(gpus, torch.cuda.device_count()))
     return executor
 
 
@@ -112,23 +127,33 @@ def _depends_on(unit: Unit, pending: Sequence[Unit]) -> list[Unit]:
     return [s for s in unit.sources if s is not None and s in pending]
 
 
-def _result_of(job: Any, unit: Unit, out: Path) -> None:
+def _failure(job: Any, unit: Unit, out: Path) -> str | None:
+    """Why `job` left `unit` without a result, or None when the result is on disk."""
     try:
         job.result()
-    except Exception as error:  # submitit raises several types; the message and log path are what matter
-        raise JobFailedError(f"{unit.directory(out)}: job {job.job_id} failed ({type(error).__name__}; log in "
-                             f"{out / JOBS_DIR}); run the same command again to resume it") from None
+    except Exception as error:  # submitit raises several types; the last line and the log say what happened
+        last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        return f"{unit.directory(out)}: job {job.job_id} failed ({last[:200]}; log {job.paths.stderr})"
+    if load_result(unit.directory(out)) is None:
+        return f"{unit.directory(out)}: job {job.job_id} ended without a result (log {job.paths.stderr})"
+    return None
+
+
+def _raise_failures(failures: Sequence[str | None]) -> None:
+    found = [f for f in failures if f]
+    if found:
+        more = f" (and {len(found) - 1} more job(s))" if len(found) > 1 else ""
+        raise JobFailedError(f"{found[0]}{more}; run the same command again to resume")
 
 
 def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) -> bool:
     """Run the units without a result as jobs; True when they have all finished (False: submitted to
     SLURM without waiting, the report job writes the tables)."""
-    if options.cluster not in CLUSTERS:
-        raise ValueError(f"--slurm-cluster: unknown executor {options.cluster!r}; expected one of {', '.join(CLUSTERS)}")
+    check_slurm(options)
     out = request.out
     pending = [u for u in units if load_result(u.directory(out)) is None]
     job_request = replace(request, launcher="local")
-    folder = out / JOBS_DIR / "%j"
+    folder = out / JOBS_DIR / time.strftime("%Y%m%d-%H%M%S") / "%j"  # one folder per submission: local ids repeat
     if options.cluster != "slurm":
         return _run_in_waves(job_request, pending, options, folder)
     jobs: dict[Unit, Any] = {}
@@ -144,22 +169,24 @@ def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) ->
     print(f"submitted job {report_job.job_id}: the tables, once the {len(jobs)} unit job(s) have succeeded")
     if not options.wait:
         return False
-    for unit in pending:
-        _result_of(jobs[unit], unit, out)
+    _raise_failures([_failure(jobs[unit], unit, out) for unit in pending])
     report_job.result()
     return True
 
 
 def _run_in_waves(request: RunRequest, pending: list[Unit], options: SlurmOptions, folder: Path) -> bool:
-    """Local/debug executors know no dependencies: submit the units whose sources are done, wait, repeat."""
+    """Local/debug executors know no dependencies: run the units whose sources are done, `local_jobs`
+    at a time, wait for all of them, repeat. A failure stops before the next wave."""
     remaining = list(pending)
     while remaining:
         wave = [u for u in remaining if not _depends_on(u, remaining)]
-        executor = _executor(folder, options, 0)
-        jobs = [(unit, executor.submit(UnitJob(request, unit, 1))) for unit in wave]
-        for unit, job in jobs:
-            print(f"job {job.job_id}: {unit.directory(request.out).relative_to(request.out)}")
-        for unit, job in jobs:
-            _result_of(job, unit, request.out)
+        failures: list[str | None] = []
+        for start in range(0, len(wave), options.local_jobs):
+            executor = _executor(folder, options, options.gpus_per_job)
+            jobs = [(unit, executor.submit(UnitJob(request, unit, 1))) for unit in wave[start:start + options.local_jobs]]
+            for unit, job in jobs:
+                print(f"job {job.job_id}: {unit.directory(request.out).relative_to(request.out)}")
+            failures += [_failure(job, unit, request.out) for unit, job in jobs]
+        _raise_failures(failures)
         remaining = [u for u in remaining if u not in wave]
     return True

@@ -63,13 +63,23 @@ class RunSettings:
     upstream_ckpt: str | None = None
 
 
+# Settings added after results existed: at these values they stay out of a unit's identity, so that
+# upgrading keeps finished units (their results were computed exactly so).
+LATER_DEFAULTS = {"precision": "auto"}
+
+
 def _key(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+def _settings(config: object) -> dict:
+    """A training config as part of a unit's identity."""
+    return {k: v for k, v in asdict(config).items() if LATER_DEFAULTS.get(k, object()) != v}
+
+
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
     identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
-                asdict(settings.profile.finetune), settings.seed, settings.split]
+                _settings(settings.profile.finetune), settings.seed, settings.split]
     return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity))
 
 
@@ -81,7 +91,7 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
     sources = tuple(finetune_unit(n, fold, experiment, settings) if ft else None
                     for n, ft in zip(names, experiment.finetune, strict=True))
     identity = ["frozen", names, [s.key if s else None for s in sources], experiment.aggregator, experiment.fusion,
-                experiment.featurizer, experiment.input_norm, asdict(settings.profile.frozen),
+                experiment.featurizer, experiment.input_norm, _settings(settings.profile.frozen),
                 asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
                 settings.upstream_ckpt]
     return FrozenUnit(names, sources, experiment.aggregator, experiment.fusion, experiment.featurizer,

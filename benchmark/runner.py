@@ -26,7 +26,7 @@ from .config import ConfigError
 from .data import iemocap, splits
 from .experiment import ExperimentConfig, Profile, load_profile, load_table, select
 from .io import atomic_write_text, check_writable_dir
-from .launch import SlurmOptions
+from .launch import SlurmOptions, check_slurm
 from .lock import run_lock
 from .plan import RunSettings, Unit, plan, unit_for
 from .report import Row, write_table
@@ -189,6 +189,10 @@ def run(request: RunRequest) -> Path | None:
     ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
     planned = resolve(request)
     check_writable_dir(request.out)
+    if request.launcher == "slurm" and not request.report_only:
+        if distributed.world().parallel:
+            raise ConfigError("--launcher slurm submits jobs: run it as one process, not under torchrun")
+        check_slurm(request.slurm or SlurmOptions())
     data_hash, context = "(report only)", None
     if not request.report_only:
         data_hash, context = prepare(request, planned.profile, request.folds)

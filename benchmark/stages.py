@@ -27,11 +27,11 @@ from .data.iemocap import LABELS
 from .data.splits import Fold
 from .io import atomic_write_text
 from .metrics import score
-from .device import default_device
+from .device import Precision, default_device
 from .experiment import Profile
 from .model import EmotionModel
 from .plan import FinetuneUnit, Unit
-from .seeding import isolated_rng
+from .seeding import isolated_rng, offset_for_rank
 from .train import RESUME_FILE, TrainConfig, evaluate, load_model_state, train_unit
 
 RESULT_FILE = "result.json"
@@ -105,6 +105,7 @@ def run_unit(
         with distributed.main_first():  # rank 0 fills the feature cache, the other ranks read it
             for feature_store in features or []:
                 feature_store.precompute([*fold.train, *fold.valid, *fold.test])
+        offset_for_rank(seed, distributed.world().rank)
         outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
     states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
     scores = {}
@@ -137,9 +138,9 @@ def averaged_upstream(unit_dir: Path, upstream: Upstream, branch: int = 0) -> Up
 
 def frozen_feature_stores(
     upstreams: Sequence[Upstream], store: AudioStore, cache_dir: Path | None, layers: LayerSelection,
-    dtype: str, max_batch_seconds: float,
+    dtype: str, max_batch_seconds: float, precision: Precision = "auto",
 ) -> list[FrozenFeatures]:
-    return [FrozenFeatures(u, store, max_batch_seconds, layers, cache_dir, dtype) for u in upstreams]
+    return [FrozenFeatures(u, store, max_batch_seconds, layers, cache_dir, dtype, precision) for u in upstreams]
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
@@ -203,7 +204,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     def features(model: EmotionModel) -> list[FrozenFeatures]:
         return frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,
-                                     ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds)
+                                     ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds,
+                                     ctx.profile.frozen.precision)
 
     return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, _seed(unit.key), ctx.store,
                     features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}")

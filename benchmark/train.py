@@ -189,8 +189,7 @@ def train_unit(
     optimizer = _optimizer(model, config)
     durations = [u.duration for u in train_set]
     main = distributed.world().is_main
-    min_rows = 2 * distributed.world().size  # two rows per rank: BatchNorm needs two per training batch
-    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=min_rows))
+    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2))
     total_steps = math.ceil(batches_per_epoch / config.grad_accumulation) * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
     valid_labels = np.array([u.label_index for u in valid_set])
@@ -203,33 +202,37 @@ def train_unit(
         load_model_state(model, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["global_rng"].cpu())
+        if "rng_per_rank" in state:
+            distributed.restore_rng_state(state["rng_per_rank"])
+        else:  # a resume state written before data parallelism
+            torch.set_rng_state(state["global_rng"].cpu())
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
         history = [EpochLog(**entry) for entry in state["history"]]
         print(f"{desc}: resuming after epoch {start_epoch - 1}")
     trained = distributed.wrap(model if config.finetune_upstream else model.downstream)
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=min_rows)
+        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2)
         _set_mode(model, True, config)
         total_loss, hits, seen = 0.0, 0, 0
         progress = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
                         disable=None if main else True)
         for position, indices in enumerate(progress):
             steps_now = (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches)
-            batch = make_batch([train_set[i] for i in distributed.my_rows(indices)], store)
+            rows, real = distributed.my_rows(indices)
+            batch = make_batch([train_set[i] for i in rows], store)
             with distributed.no_sync(trained, skip=not steps_now):
                 logits = logits_of(model, batch, features, config.precision, trained)
                 labels = batch.labels.to(logits.device)
-                loss = loss_fn(logits, labels)
+                loss = loss_fn(logits, labels)[:real].sum()  # rows past `real` only fill a short share
                 # DDP averages gradients over ranks: scaled so that the result is the global batch's mean.
                 scale = distributed.world().size / (len(indices) * config.grad_accumulation)
                 (loss * scale).backward()
             total_loss += loss.item()
-            hits += int((logits.argmax(-1) == labels).sum())
-            seen += len(labels)
+            hits += int((logits[:real].argmax(-1) == labels[:real]).sum())
+            seen += real
             if steps_now:
                 for group in optimizer.param_groups:
                     group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
@@ -255,10 +258,12 @@ def train_unit(
             digest = save_weights(unit_dir / file, model_state(model, config))
             new_top_k = [RankedCheckpoint(epoch, valid.wa, file, digest) if e is candidate else e for e in new_top_k]
         top_k = distributed.from_main(new_top_k)
+        rng_per_rank = distributed.per_rank_rng_states()
         if main:
             save_training_state(resume, {
                 "model": model_state(model, config), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "global_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                "generator": generator.get_state(), "global_rng": torch.get_rng_state(), "rng_per_rank": rng_per_rank,
+                "epoch": epoch, "step": step,
                 "top_k": [e.to_dict() for e in top_k], "history": [asdict(e) for e in history],
             })
             _write_log(unit_dir, history)

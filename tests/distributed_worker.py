@@ -1,6 +1,6 @@
 """One training unit on fold 1 of a corpus, as the test of data parallelism runs it under torchrun.
 
-Usage: python tests/distributed_worker.py CORPUS OUT finetune|frozen   (alone, or under torchrun)
+Usage: python tests/distributed_worker.py CORPUS OUT finetune|finetune_small|frozen   (alone, or under torchrun)
 
 Writes OUT/rank<R>.json: the unit's result, a hash of the whole model state (parameters and buffers)
 at every evaluation, and the utterance ids this rank scored; rank 0 also writes OUT/final_state.pt,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -48,7 +48,7 @@ def main(corpus: Path, out: Path, mode: str) -> None:
     scored: list[str] = []
 
     def build_model() -> EmotionModel:
-        if mode == "finetune":  # no dropout: one process and two see the same arithmetic
+        if finetune:  # no dropout: one process and two see the same arithmetic
             upstream = SpeechModelUpstream(build_tiny_model("hubert", 0, **NO_DROPOUT))
             config = DownstreamConfig(featurizer="weighted", aggregator="mean")
             models.append(EmotionModel([upstream], config))
@@ -81,15 +81,21 @@ def main(corpus: Path, out: Path, mode: str) -> None:
     import benchmark.stages as stages
 
     stages.train_unit, stages.evaluate = keeping_final_state, recording_evaluate
-    finetune = mode == "finetune"
+    finetune = mode.startswith("finetune")
     config = train.TrainConfig(epochs=2, head_lr=2e-3, upstream_lr=5e-4, finetune_upstream=finetune,
                                max_batch_seconds=16.0, eval_batch_seconds=8.0, top_k=2, warmup_fraction=0.2)
-    features = None if finetune else (lambda model: frozen_feature_stores(
-        list(model.upstreams), store, out / "cache", "last", "float16", 8.0))
-    result = run_unit(out / "unit", build_model, fold, config, 0, store, features, desc=f"rank {world.rank}")
+    if mode == "finetune_small":  # 2-3 rows per global batch: ranks get short shares; 2 micro-batches per step
+        config = replace(config, max_batch_seconds=2.5, grad_accumulation=2)
+    stores: list = []
+
+    def features(model: EmotionModel) -> list:
+        stores.extend(frozen_feature_stores(list(model.upstreams), store, out / "cache", "last", "float16", 8.0))
+        return stores
+    result = run_unit(out / "unit", build_model, fold, config, 0, store, None if finetune else features,
+                      desc=f"rank {world.rank}")
     (out / f"rank{world.rank}.json").write_text(json.dumps({
         "rank": world.rank, "world_size": world.size, "result": asdict(result), "state_hashes": hashes,
-        "scored": scored, "valid_ids": [u.id for u in fold.valid], "test_ids": [u.id for u in fold.test],
+        "scored": scored, "cache_hits": sum(s.cache_hits for s in stores), "valid_ids": [u.id for u in fold.valid], "test_ids": [u.id for u in fold.test],
     }))
     if world.is_main:
         torch.save(final_states[0], out / "final_state.pt")

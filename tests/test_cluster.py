@@ -95,7 +95,8 @@ def test_slurm_submission_chains_stage_two_after_stage_one(tone_corpus, profile,
         assert "#SBATCH --ntasks-per-node=2" in script  # one data-parallel task per GPU
     # plan order: fold 1 fine-tune, fold 1 ECAPA, fold 2 fine-tune, fold 2 ECAPA
     assert "--dependency" not in units[101] and "--dependency" not in units[103]
-    assert "#SBATCH --dependency=afterok:101" in units[102]
+    assert "#SBATCH --dependency=afterok:101" in units[102] and "#SBATCH --kill-on-invalid-dep=yes" in units[102]
+    assert all(re.search(r"^srun .*--kill-on-bad-exit=1 ", script, re.M) for script in scripts.values())
     assert "#SBATCH --dependency=afterok:103" in units[104]
     assert "#SBATCH --dependency=afterok:101:102:103:104" in scripts[105]
     assert "--gpus-per-node" not in scripts[105]
@@ -110,3 +111,14 @@ def test_slurm_launcher_without_slurm_is_one_clear_line(tone_corpus, profile, tm
     assert done.stderr.strip().splitlines() == [
         "error: --launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster login node, "
         "or pass --slurm-cluster local to run the same jobs here"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--slurm-partition", "gpu"], "error: --slurm-partition applies to --launcher slurm only"),
+    (["--launcher", "slurm", "--slurm-cluster", "local", "--local-jobs", "0"], "error: --local-jobs must be at least 1, got 0"),
+    (["--launcher", "slurm", "--mem-gb", "0"], "error: --mem-gb must be at least 1, got 0"),
+], ids=["slurm option without the launcher", "no local jobs", "no memory"])
+def test_cluster_options_are_checked_first(tone_corpus, profile, tmp_path, args, message):
+    done = _run(tone_corpus, tmp_path / "out", profile, *args)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "out").exists()

@@ -118,3 +118,16 @@ def test_table_report_only_and_unit_level_resume(tone_corpus, tmp_path, capsys):
 def test_report_only_without_results_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished result for experiment 9 fold 1"):
         run(RunRequest(table=1, experiments=(9,), folds=(1,), out=tmp_path, profile=QUICK, report_only=True))
+
+
+def test_unit_keys_ignore_settings_added_later_at_their_default():
+    """Upgrading must not orphan finished units: `precision: auto` (the behaviour before the option
+    existed) leaves every key as it was; another value makes new units."""
+    paper = load_profile("paper")
+    units = plan(load_table(1), (1,), RunSettings(paper, 0, "superb"))
+    assert units[0].key == "d1f9df5cfa"  # the key of commit e89da9d, before `precision`
+    bf16 = replace(paper, frozen=replace(paper.frozen, precision="bf16"))
+    changed = plan(load_table(1), (1,), RunSettings(bf16, 0, "superb"))
+    for before, after in zip(units, changed, strict=True):
+        assert isinstance(units[0], FinetuneUnit)
+        assert (before.key == after.key) == isinstance(before, FinetuneUnit)  # only frozen-stage units move

@@ -147,7 +147,7 @@ def test_precision_option_autocasts_only_where_asked():
             assert (inputs @ weight).dtype == dtype, precision
 
 
-def test_bf16_frozen_stage_trains_and_reports_float32_logits(tone_corpus, tmp_path):
+def test_bf16_frozen_stage_trains_close_to_float32(tone_corpus, tmp_path):
     """`precision: bf16` on CPU: the same unit trains, its loss falls, and its test WA stays near float32's."""
     results = {}
     for precision in ("float32", "bf16"):
