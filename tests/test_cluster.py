@@ -44,7 +44,7 @@ def test_jobs_with_a_killed_one_resubmitted_give_the_in_process_table(tone_corpu
     assert in_process.returncode == 0, in_process.stderr
     out = tmp_path / "jobs"
     # fold 1's fine-tuning job is SIGKILLed at its 20th optimizer step (in epoch 2, after a resume state)
-    killed = _run(tone_corpus, out, profile, "--launcher", "slurm", "--slurm-cluster", "local",
+    killed = _run(tone_corpus, out, profile, "--launcher", "slurm", "--slurm-cluster", "local", "--local-jobs", "2",
                   env={FAULT_ENV: "step:*finetune-*fold1#20"})
     assert killed.returncode == 1, killed.stderr
     assert "fold1: job" in killed.stderr and "run the same command again" in killed.stderr
@@ -55,7 +55,7 @@ def test_jobs_with_a_killed_one_resubmitted_give_the_in_process_table(tone_corpu
     assert (fold1 / "resume.pt").is_file()  # killed mid-way, with its first epoch saved
     assert not list((out / "runs" / "tiny_hubert").glob("ecapa-*"))  # its dependants never started
 
-    resubmitted = _run(tone_corpus, out, profile, "--launcher", "slurm", "--slurm-cluster", "local")
+    resubmitted = _run(tone_corpus, out, profile, "--launcher", "slurm", "--slurm-cluster", "local", "--local-jobs", "2")
     assert resubmitted.returncode == 0, resubmitted.stderr
     assert "fold 1 fine-tune tiny_hubert: resuming after epoch 1" in _job_logs(out)
     assert len(re.findall(r"^job \d+: ", resubmitted.stdout, re.M)) == 3  # fold 1's two units, fold 2's ECAPA
