@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         strict=False if args.no_strict else None,
         upstream_ckpt=args.upstream_ckpt,
         trust_checkpoint=args.trust_checkpoint,
+        threads=args.threads,
         launcher=args.launcher,
         slurm=slurm if args.launcher == "slurm" else None,
     )

@@ -68,17 +68,18 @@ def my_rows(batch: Sequence[T], min_rows: int = 2) -> tuple[list[T], int]:
     """This rank's share of one global batch (every size-th row) and how many of its rows are real.
 
     The global batches are the single process's, so a short one can leave a rank fewer than
-    `min_rows` rows (BatchNorm needs two) or none: the share is then filled up with repeats of its
-    rows (or of the batch's), which the trainer weights zero in the loss — they add nothing to the
-    gradient. Without parallelism the batch comes back whole.
+    `min_rows` rows (BatchNorm needs two distinct ones) or none: the share is then filled up with
+    other rows of the same global batch, which the trainer weights zero in the loss. They take part
+    in BatchNorm's batch statistics like any row; in a model without BatchNorm they change nothing.
+    Without parallelism the batch comes back whole.
     """
     current = world()
     share = list(batch[current.rank::current.size])
     real = len(share)
-    if current.parallel:
-        fillers = share or [batch[current.rank % len(batch)]]
-        while len(share) < min_rows:
-            share.append(fillers[len(share) % len(fillers)])
+    if current.parallel and real < min_rows:
+        start = current.rank % len(batch)
+        others = [row for row in [*batch[start:], *batch[:start]] if row not in share]
+        share += others[:min_rows - real]
     return share, real
 
 
@@ -142,8 +143,11 @@ def per_rank_rng_states() -> list[dict]:
 
 
 def restore_rng_state(states: list[dict]) -> None:
-    """This rank's entry of `per_rank_rng_states()` (rank 0's when the run had fewer ranks)."""
-    state = states[world().rank] if world().rank < len(states) else states[0]
+    """This rank's entry of `per_rank_rng_states()`; a rank the saved run did not have keeps its own
+    stream (`seeding.offset_for_rank`) rather than sharing another rank's dropout masks."""
+    if world().rank >= len(states):
+        return
+    state = states[world().rank]
     torch.set_rng_state(state["cpu"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())

@@ -9,6 +9,7 @@ runs one task per GPU and trains data-parallel (benchmark.distributed).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -91,9 +92,29 @@ def check_slurm(options: SlurmOptions) -> None:
     if options.cluster == "slurm" and (shutil.which("srun") is None or shutil.which("sbatch") is None):
         raise ValueError("--launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster "
                          "login node, or pass --slurm-cluster local to run the same jobs here")
+    if options.cluster == "local":
+        local_gpu_sets(options.gpus_per_job, options.local_jobs)
 
 
-def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[str] = ()) -> Any:
+def local_gpu_sets(gpus: int, jobs: int) -> list[tuple[int, ...]]:
+    """Disjoint GPU ids for `jobs` local jobs of `gpus` GPUs each, out of this process's visible ones
+    (submitit sets each job's CUDA_VISIBLE_DEVICES to its set); empty sets on a machine without CUDA."""
+    import torch
+
+    if gpus == 0 or not torch.cuda.is_available():
+        return [()] * jobs
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        ids = [int(x) for x in visible.split(",") if x.strip()] if visible else list(range(torch.cuda.device_count()))
+    except ValueError:
+        raise ValueError(f"CUDA_VISIBLE_DEVICES={visible!r}: expected GPU numbers for --slurm-cluster local") from None
+    if len(ids) < gpus * jobs:
+        raise ValueError(f"--local-jobs {jobs} × --gpus-per-job {gpus} needs {gpus * jobs} GPUs; {len(ids)} visible")
+    return [tuple(ids[i * gpus:(i + 1) * gpus]) for i in range(jobs)]
+
+
+def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[str] = (),
+              visible_gpus: tuple[int, ...] = ()) -> Any:
     """submitit's executor for one job (explicit classes: AutoExecutor's plugin lookup needs pkg_resources)."""
     import submitit
 
@@ -113,10 +134,8 @@ def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[st
     if options.cluster == "debug":
         return submitit.DebugExecutor(folder=folder)
     executor = submitit.LocalExecutor(folder=folder)
-    import torch
-
-    executor.update_parameters(timeout_min=options.timeout_min, tasks_per_node=1,
-                               gpus_per_node=min(gpus, torch.cuda.device_count()))
+    executor.update_parameters(timeout_min=options.timeout_min, tasks_per_node=1, gpus_per_node=len(visible_gpus),
+                               visible_gpus=visible_gpus)
     return executor
 
 
@@ -176,14 +195,17 @@ def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) ->
 
 def _run_in_waves(request: RunRequest, pending: list[Unit], options: SlurmOptions, folder: Path) -> bool:
     """Local/debug executors know no dependencies: run the units whose sources are done, `local_jobs`
-    at a time, wait for all of them, repeat. A failure stops before the next wave."""
+    at a time (each on its own GPUs, one process: no data parallelism inside a local job), wait for
+    all of them, repeat. A failure stops before the next wave."""
     remaining = list(pending)
     while remaining:
         wave = [u for u in remaining if not _depends_on(u, remaining)]
         failures: list[str | None] = []
+        gpu_sets = local_gpu_sets(options.gpus_per_job, options.local_jobs) if options.cluster == "local" else []
         for start in range(0, len(wave), options.local_jobs):
-            executor = _executor(folder, options, options.gpus_per_job)
-            jobs = [(unit, executor.submit(UnitJob(request, unit, 1))) for unit in wave[start:start + options.local_jobs]]
+            chunk = wave[start:start + options.local_jobs]
+            jobs = [(unit, _executor(folder, options, options.gpus_per_job, visible_gpus=gpu_sets[i] if gpu_sets else ())
+                     .submit(UnitJob(request, unit, 1))) for i, unit in enumerate(chunk)]
             for unit, job in jobs:
                 print(f"job {job.job_id}: {unit.directory(request.out).relative_to(request.out)}")
             failures += [_failure(job, unit, request.out) for unit, job in jobs]

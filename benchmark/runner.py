@@ -59,6 +59,7 @@ class RunRequest:
     trust_checkpoint: bool = False
     report_only: bool = False
     compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
+    threads: int | None = None  # torch CPU threads, set by the CLI here and by each cluster job for itself
     launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
     slurm: SlurmOptions | None = None
 
@@ -219,6 +220,8 @@ def run(request: RunRequest) -> Path | None:
 
 def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
     """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
+    if request.threads is not None:
+        torch.set_num_threads(request.threads)
     planned = resolve(request)
     unit = next((u for u in planned.units if (u.key, u.fold) == (key, fold)), None)
     if unit is None:

@@ -204,7 +204,7 @@ def train_unit(
         generator.set_state(state["generator"].cpu())
         if "rng_per_rank" in state:
             distributed.restore_rng_state(state["rng_per_rank"])
-        else:  # a resume state written before data parallelism
+        elif main:  # an older resume state: rank 0's stream only
             torch.set_rng_state(state["global_rng"].cpu())
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
@@ -241,7 +241,7 @@ def train_unit(
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 fault_point(f"step:{unit_dir}")
-            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{hits / seen:.3f}")
+            progress.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", acc=f"{hits / max(seen, 1):.3f}")
         total_loss, hits, seen = distributed.sum_across([total_loss, hits, seen])
         distributed.sync_buffers(model)
         predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)

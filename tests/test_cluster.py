@@ -104,13 +104,15 @@ def test_slurm_submission_chains_stage_two_after_stage_one(tone_corpus, profile,
     assert "the tables, once the 4 unit job(s) have succeeded" in done.stdout
 
 
-def test_slurm_launcher_without_slurm_is_one_clear_line(tone_corpus, profile, tmp_path):
+def test_slurm_launcher_without_slurm_is_one_clear_line(profile, tmp_path):
+    """Checked before the corpus is read: a missing corpus is not what gets reported."""
     env = {"PATH": os.path.dirname(sys.executable)}  # no srun / sbatch
-    done = _run(tone_corpus, tmp_path / "out", profile, "--launcher", "slurm", env=env)
+    done = _run(tmp_path / "no_corpus", tmp_path / "out", profile, "--launcher", "slurm", env=env)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: --launcher slurm: SLURM's srun/sbatch not found on this machine; submit from a cluster login node, "
         "or pass --slurm-cluster local to run the same jobs here"]
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -48,6 +48,27 @@ def finetune_runs(tone_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
     return single, _launch(tone_corpus, single, "finetune", 1), parallel, _launch(tone_corpus, parallel, "finetune", 2)
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+@pytest.mark.parametrize("rows", [2, 3, 5, 12])
+def test_global_batch_is_dealt_out_once_with_two_distinct_rows_per_rank(size, rows):
+    from unittest import mock
+
+    from benchmark import distributed
+
+    batch = list(range(100, 100 + rows))
+    dealt = []
+    for rank in range(size):
+        with mock.patch.object(distributed, "world", return_value=distributed.World(rank, size)):
+            share, real = distributed.my_rows(batch)
+        assert share[:real] == batch[rank::size]  # the real rows first, in order
+        dealt += share[:real]
+        if size > 1:
+            assert len(set(share)) == len(share) >= 2 and set(share) <= set(batch)  # fillers: other rows, distinct
+        else:
+            assert share == batch
+    assert sorted(dealt) == batch  # every row of the global batch is trained on exactly once
+
+
 def _each_evaluated_once(ranks: list[dict], evaluations_per_set: int) -> None:
     counts = Counter(uid for rank in ranks for uid in rank["scored"])
     test, valid = ranks[0]["test_ids"], ranks[0]["valid_ids"]
