@@ -1,9 +1,11 @@
 """Atomic file writes: a reader sees the old file or the complete new one, never half of it."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .faults import fault_point
 
@@ -25,6 +27,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_figure(path: Path, figure: Any) -> None:
+    """Save a matplotlib figure as PNG (100 dpi) atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def check_writable_dir(path: Path) -> None:

@@ -8,14 +8,13 @@ the model used are their softmax, read from the checkpoint the experiment report
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
 
-from .io import atomic_write_bytes
+from .io import atomic_write_figure
 from .stages import AVERAGE_FILE, UnitResult
 
 WEIGHTS_KEY = re.compile(r"(?:^|\.)featurizers\.(\d+)\.weights$")
@@ -105,7 +104,4 @@ def layers_png(path: Path, weights: dict[int, dict[int, np.ndarray]], branches: 
         axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_figure(path, figure)

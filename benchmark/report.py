@@ -16,7 +16,7 @@ import numpy as np
 
 from .data.iemocap import LABELS
 from .experiment import ExperimentConfig
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_figure, atomic_write_text
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import score
 from .stages import UnitResult, mean_and_std
@@ -183,10 +183,7 @@ def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
     axes.set_ylabel("true")
     axes.set_title(title, fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_figure(path, figure)
 
 
 def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig()) -> Path:

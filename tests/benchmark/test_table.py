@@ -84,6 +84,11 @@ def test_nested_profile_errors_name_the_key_path(tmp_path):
     path.write_text("name: mine\necapa:\n  chanels: 8\n")
     with pytest.raises(ConfigError, match=r"mine.yaml: ecapa: unknown key 'chanels'"):
         load_profile(str(path))
+    path.write_text("name: mine\nfrozen:\n  precision: fp16\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: frozen.precision: expected 'auto' \| 'float32' \| 'bf16', got 'fp16'"):
+        load_profile(str(path))
+    path.write_text("name: mine\nfrozen:\n  precision: bf16\n")
+    assert load_profile(str(path)).frozen.precision == "bf16"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
