@@ -125,11 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None and args.epochs < 1:
         print("error: --epochs must be at least 1", file=sys.stderr)
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            print("error: --threads must be at least 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 2
     problem = cluster_option_problem(args, build_parser())
     if problem:
         print(f"error: {problem}", file=sys.stderr)

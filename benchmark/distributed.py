@@ -144,7 +144,7 @@ def per_rank_rng_states() -> list[dict]:
 
 def restore_rng_state(states: list[dict]) -> None:
     """This rank's entry of `per_rank_rng_states()`; a rank the saved run did not have keeps its own
-    stream (`seeding.offset_for_rank`) rather than sharing another rank's dropout masks."""
+    stream (see `stages.run_unit`) rather than sharing another rank's dropout masks."""
     if world().rank >= len(states):
         return
     state = states[world().rank]
@@ -155,7 +155,11 @@ def restore_rng_state(states: list[dict]) -> None:
 
 def from_main(value: T) -> T:
     """Rank 0's `value`, on every rank."""
-    return gather_objects(value)[0] if world().parallel else value
+    if not world().parallel:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 @contextlib.contextmanager

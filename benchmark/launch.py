@@ -167,8 +167,7 @@ def _raise_failures(failures: Sequence[str | None]) -> None:
 
 def launch(request: RunRequest, units: Sequence[Unit], options: SlurmOptions) -> bool:
     """Run the units without a result as jobs; True when they have all finished (False: submitted to
-    SLURM without waiting, the report job writes the tables)."""
-    check_slurm(options)
+    SLURM without waiting, the report job writes the tables). `check_slurm(options)` has passed."""
     out = request.out
     pending = [u for u in units if load_result(u.directory(out)) is None]
     job_request = replace(request, launcher="local")

@@ -26,7 +26,7 @@ from .config import ConfigError
 from .data import iemocap, splits
 from .experiment import ExperimentConfig, Profile, load_profile, load_table, select
 from .io import atomic_write_text, check_writable_dir
-from .launch import SlurmOptions, check_slurm
+from .launch import SlurmOptions, check_slurm, launch
 from .lock import run_lock
 from .plan import RunSettings, Unit, plan, unit_for
 from .report import Row, write_table
@@ -188,20 +188,20 @@ def prepare(request: RunRequest, profile: Profile, folds: tuple[int, ...]) -> tu
 def run(request: RunRequest) -> Path | None:
     """Run (or, with `report_only`, only report) the request; returns the main CSV written (None on the
     ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
+    _apply_threads(request)
     planned = resolve(request)
     check_writable_dir(request.out)
+    slurm = request.slurm or SlurmOptions()
     if request.launcher == "slurm" and not request.report_only:
         if distributed.world().parallel:
             raise ConfigError("--launcher slurm submits jobs: run it as one process, not under torchrun")
-        check_slurm(request.slurm or SlurmOptions())
+        check_slurm(slurm)
     data_hash, context = "(report only)", None
     if not request.report_only:
         data_hash, context = prepare(request, planned.profile, request.folds)
     # Everything above only reads: bad input fails before the output folder is touched.
     if request.launcher == "slurm" and context is not None:
-        from .launch import launch
-
-        if not launch(request, planned.units, request.slurm or SlurmOptions()):
+        if not launch(request, planned.units, slurm):
             return None
         context = None  # every unit has finished in its own job: only the report is left
     main = distributed.world().is_main
@@ -218,10 +218,14 @@ def run(request: RunRequest) -> Path | None:
                        planned.units, data_hash)
 
 
-def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
-    """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
+def _apply_threads(request: RunRequest) -> None:
     if request.threads is not None:
         torch.set_num_threads(request.threads)
+
+
+def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
+    """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
+    _apply_threads(request)
     planned = resolve(request)
     unit = next((u for u in planned.units if (u.key, u.fold) == (key, fold)), None)
     if unit is None:

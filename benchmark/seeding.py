@@ -19,10 +19,3 @@ def isolated_rng(seed: int) -> Iterator[torch.Generator]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield torch.Generator().manual_seed(seed + 1)
-
-
-def offset_for_rank(seed: int, rank: int) -> None:
-    """Within `isolated_rng(seed)`: give data-parallel rank `rank` a global stream of its own, so that its
-    dropout masks are not the other ranks' on different data. Rank 0 keeps the single process's stream."""
-    if rank:
-        torch.manual_seed(seed + 1_000_003 * rank)

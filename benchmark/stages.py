@@ -7,6 +7,7 @@ feature cache; an aggregator (e.g. ECAPA) + classifier train from the cache, aga
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from .device import Precision, default_device
 from .experiment import Profile
 from .model import EmotionModel
 from .plan import FinetuneUnit, Unit
-from .seeding import isolated_rng, offset_for_rank
+from .seeding import isolated_rng
 from .train import RESUME_FILE, TrainConfig, evaluate, load_model_state, train_unit
 
 RESULT_FILE = "result.json"
@@ -105,8 +106,10 @@ def run_unit(
         with distributed.main_first():  # rank 0 fills the feature cache, the other ranks read it
             for feature_store in features or []:
                 feature_store.precompute([*fold.train, *fold.valid, *fold.test])
-        offset_for_rank(seed, distributed.world().rank)
-        outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
+        rank = distributed.world().rank
+        # each data-parallel rank its own dropout stream; rank 0 keeps the single process's
+        with isolated_rng(seed + 1_000_003 * rank) if rank else contextlib.nullcontext():
+            outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
     states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
     scores = {}
     load_model_state(model, states[0])

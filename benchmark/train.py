@@ -188,7 +188,8 @@ def train_unit(
     _prepare_upstreams(model, config)
     optimizer = _optimizer(model, config)
     durations = [u.duration for u in train_set]
-    main = distributed.world().is_main
+    ranks = distributed.world()
+    main = ranks.is_main
     batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2))
     total_steps = math.ceil(batches_per_epoch / config.grad_accumulation) * config.epochs
     warmup = max(1, int(config.warmup_fraction * total_steps))
@@ -228,7 +229,7 @@ def train_unit(
                 labels = batch.labels.to(logits.device)
                 loss = loss_fn(logits, labels)[:real].sum()  # rows past `real` only fill a short share
                 # DDP averages gradients over ranks: scaled so that the result is the global batch's mean.
-                scale = distributed.world().size / (len(indices) * config.grad_accumulation)
+                scale = ranks.size / (len(indices) * config.grad_accumulation)
                 (loss * scale).backward()
             total_loss += loss.item()
             hits += int((logits[:real].argmax(-1) == labels[:real]).sum())
