@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_flush_denormal(True)  # tiny models' gradients reach denormal floats, which CPUs process very slowly
-    from benchmark import distributed
+    from benchmark.cluster.launch import JobFailedError, SlurmOptions
     from benchmark.errors import USER_ERRORS
-    from benchmark.launch import JobFailedError, SlurmOptions
     from benchmark.runner import RunRequest, run
+    from benchmark.training import distributed
 
     if args.list_upstreams or args.list_downstreams:
         from downstream.catalog import format_downstream_table

@@ -2,7 +2,7 @@
 
 Recomputing is what s3prl's runner does with a frozen upstream (`torch.no_grad()` forward at every
 step); our frozen stage reads the features that `FrozenFeatures.precompute` stored once per fold.
-Both variants run the same inner loop as `benchmark.train.train_unit` (batch assembly, logits,
+Both variants run the same inner loop as `benchmark.training.loop.train_unit` (batch assembly, logits,
 cross-entropy, backward, gradient clipping, AdamW step) on the same duration batches of fold 1,
 under a profile's batch size and ECAPA size, in one process, one after the other.
 
@@ -22,19 +22,18 @@ import torch
 import yaml
 from torch import nn
 
-from benchmark.batching import AudioStore, duration_batches, make_batch
-from benchmark.cache import FrozenFeatures
+from benchmark.common.seeding import isolated_rng
 from benchmark.data import iemocap, splits
 from benchmark.data.demo import ensure_demo_corpus
 from benchmark.data.iemocap import Utterance
-from benchmark.model import EmotionModel
-from benchmark.seeding import isolated_rng
+from benchmark.training.batching import AudioStore, duration_batches, make_batch
+from benchmark.training.cache import FrozenFeatures
+from benchmark.training.loop import logits_of
+from benchmark.training.model import EmotionModel
 from downstream.ecapa import EcapaConfig
 from downstream.model import DownstreamConfig
 from upstream import build_upstream
 from upstream.interface import Upstream
-
-from benchmark.train import logits_of
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES_DIR = REPO / "benchmark" / "experiments" / "profiles"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from benchmark.io import atomic_write_text
+from benchmark.common.io import atomic_write_text
 
 CSV_COLUMNS = ("metric", "ours", "reference", "ratio", "target", "met")
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.batching import duration_batches, fixed_batches, padding_ratio
+from benchmark.training.batching import duration_batches, fixed_batches, padding_ratio
 
 # IEMOCAP's 5531 four-class utterances: mean ≈ 4.5 s, median ≈ 3.4 s, 0.6–35 s, right-skewed.
 IEMOCAP_UTTERANCES = 5531

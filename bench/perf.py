@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from benchmark.io import atomic_write_text
+from benchmark.common.io import atomic_write_text
 
 from . import cache_vs_recompute, demo_e2e, padding, s3prl_side_by_side
 from .measure import Row, failed_row, format_table, write_csv

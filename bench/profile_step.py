@@ -19,11 +19,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from benchmark.batching import AudioStore, make_batch
-from benchmark.cache import FrozenFeatures
+from benchmark.common.seeding import isolated_rng
 from benchmark.data.iemocap import Utterance
-from benchmark.model import EmotionModel
-from benchmark.seeding import isolated_rng
+from benchmark.training.batching import AudioStore, make_batch
+from benchmark.training.cache import FrozenFeatures
+from benchmark.training.model import EmotionModel
 from downstream.model import DownstreamConfig
 from upstream.interface import Batch
 

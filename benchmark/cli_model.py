@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .bundle import DEFAULT_WINDOW_SECONDS
-    from .export import export_fold
+    from .deploy.bundle import DEFAULT_WINDOW_SECONDS
+    from .deploy.export import export_fold
 
     config = export_fold(args.run, args.experiment, args.fold, args.to, args.checkpoint,
                          args.window or DEFAULT_WINDOW_SECONDS)
@@ -95,9 +95,9 @@ def results_text(path: Path, labels: Sequence[str], predictions: Sequence, failu
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .bundle import read_config
-    from .io import atomic_write_text
-    from .predict import find_audio, load_model, read_transcripts
+    from .common.io import atomic_write_text
+    from .deploy.bundle import read_config
+    from .deploy.predict import find_audio, load_model, read_transcripts
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"--out: {args.out}: expected a .csv or .json file name")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from upstream.hub import UnknownUpstreamError
 
+from .common.lock import RunLockedError
 from .data.audio import AudioError
 from .data.iemocap import CorpusError
-from .lock import RunLockedError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CorpusError,

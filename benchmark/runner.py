@@ -8,6 +8,7 @@ trained once, resumed after an interruption, and skipped when finished.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import platform
 import subprocess
@@ -19,19 +20,21 @@ from tqdm import tqdm
 
 from upstream import get_spec
 
-from . import distributed
-from .batching import AudioStore
-from .cache import data_fingerprint
-from .config import ConfigError
+from .cluster.launch import SlurmOptions, check_slurm, launch
+from .common.config import ConfigError
+from .common.io import atomic_write_text, check_writable_dir
+from .common.lock import run_lock
 from .data import iemocap, splits
-from .experiment import ExperimentConfig, Profile, load_profile, load_table, select
-from .io import atomic_write_text, check_writable_dir
-from .launch import SlurmOptions, check_slurm, launch
-from .lock import run_lock
-from .plan import RunSettings, Unit, plan, unit_for
-from .report import Row, write_table
-from .report_stats import check_compare, comparison_text
-from .stages import CHECKPOINT_KINDS, RunContext, UnitResult, execute, load_result, mean_and_std
+from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .experiments.plan import RunSettings, Unit, plan, unit_for
+from .experiments.stages import RunContext, checkpoint_file, execute
+from .reporting.metrics import mean_and_std
+from .reporting.results import CHECKPOINT_KINDS, UnitResult, load_result
+from .reporting.sections import check_compare, comparison_text
+from .reporting.tables import Row, write_table
+from .training import distributed
+from .training.batching import AudioStore
+from .training.cache import data_fingerprint
 
 DEFAULT_DATA_ROOT = Path("data")
 DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
@@ -201,7 +204,9 @@ def run(request: RunRequest) -> Path | None:
         data_hash, context = prepare(request, planned.profile, request.folds)
     # Everything above only reads: bad input fails before the output folder is touched.
     if request.launcher == "slurm" and context is not None:
-        if not launch(request, planned.units, slurm):
+        job_request = replace(request, launcher="local")
+        if not launch(request.out, planned.units, slurm, functools.partial(run_planned_unit, job_request),
+                      functools.partial(run, replace(job_request, report_only=True))):
             return None
         context = None  # every unit has finished in its own job: only the report is left
     main = distributed.world().is_main
@@ -256,7 +261,9 @@ def _report(request: RunRequest, profile: Profile, table_name: str, experiments:
                 raise FileNotFoundError(f"{unit.directory(request.out)}: no finished result for experiment "
                                         f"{experiment.id} fold {fold}; run without --report-only first")
             results[fold] = result
-        rows.append(Row(experiment, results, {k: unit_for(experiment, k, settings).directory(request.out) for k in results}))
+        checkpoints = {k: checkpoint_file(unit_for(experiment, k, settings).directory(request.out), result,
+                                          experiment.checkpoint) for k, result in results.items()}
+        rows.append(Row(experiment, results, checkpoints))
     if not table_name:
         upstream = profile.resolve(request.upstream)
         stem = f"{upstream.replace(':', '_')}_{request.downstream}"

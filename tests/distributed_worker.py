@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
-from benchmark import distributed, train
-from benchmark.batching import AudioStore
+from benchmark.training import distributed
+from benchmark.training import loop as train
 from benchmark.data import iemocap, splits
-from benchmark.model import EmotionModel
-from benchmark.stages import frozen_feature_stores, run_unit
+from benchmark.experiments.stages import frozen_feature_stores, run_unit
+from benchmark.training.batching import AudioStore
+from benchmark.training.model import EmotionModel
 from downstream.ecapa import EcapaConfig
 from downstream.model import DownstreamConfig
 from upstream import build_upstream
@@ -78,7 +79,7 @@ def main(corpus: Path, out: Path, mode: str) -> None:
         final_states.append({k: v.clone() for k, v in model.state_dict().items()})
         return outcome
 
-    import benchmark.stages as stages
+    import benchmark.experiments.stages as stages
 
     stages.train_unit, stages.evaluate = keeping_final_state, recording_evaluate
     finetune = mode.startswith("finetune")

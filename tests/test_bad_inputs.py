@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from corpus_builder import synthetic_turns, write_tree
 
 import run_benchmark
+from benchmark.common.lock import run_lock
 from benchmark.data import audio
-from benchmark.lock import run_lock
-from corpus_builder import synthetic_turns, write_tree
 
 Case = Callable[[Path], tuple[list[str], str]]  # builds the input under tmp; returns (argv, expected text)
 

@@ -8,8 +8,7 @@ turns carry labels the reader drops (`fru`, `sur`, `xxx`). The same config and s
 files, so the real reader, folds and benchmark can run on it in CI.
 
 `ensure_demo_corpus(root, config)` keeps one corpus per config under `root`, in a folder named after a
-hash of the config and generator version; a different config therefore gets its own folder.
-"""
+hash of the config and generator version (so a different config gets its own folder)."""
 from __future__ import annotations
 
 import hashlib

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import cache_vs_recompute as cvr
-from benchmark.batching import AudioStore
+from benchmark.training.batching import AudioStore
 
 
 def test_profiles_give_the_step_settings() -> None:

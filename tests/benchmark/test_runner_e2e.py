@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.experiment import Profile
+from benchmark.experiments.definitions import Profile
 from benchmark.runner import RunRequest, run
-from benchmark.train import TrainConfig
+from benchmark.training.loop import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = TrainConfig(epochs=6, max_batch_seconds=8.0)

@@ -1,0 +1,245 @@
+"""Emotions of new recordings with an exported model: `load_model(DIR).predict(wav, sample_rate)`.
+
+Audio of any sample rate and channel count is mixed down to mono and resampled to 16 kHz. A
+recording longer than the model's window (`window_seconds`, 20 s unless exported otherwise) is cut
+into equal chunks no longer than the window; each chunk is classified on its own and the file's
+probabilities are the chunks' probabilities averaged, weighted by chunk length. Models with a text
+branch need each recording's transcript (every chunk sees the whole transcript).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor
+from tqdm import tqdm
+
+from upstream.interface import SAMPLE_RATE, Batch
+
+from ..data.audio import AudioError, load_wav
+from ..training.batching import duration_batches
+from ..training.cache import select_layers
+from ..training.model import EmotionModel
+from .bundle import BundleConfig, load_bundle
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+FILES_PER_GROUP = 32  # files read into memory at once when predicting many
+
+
+class TranscriptsNeeded(ValueError):
+    """The model reads transcripts and none were given (the message says how to pass them)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    file: str
+    emotion: str
+    probabilities: dict[str, float]
+    seconds: float
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    file: str
+    reason: str
+
+
+def to_model_audio(wav: np.ndarray | Tensor, sample_rate: int) -> Tensor:
+    """(S,) float32 mono 16 kHz from (S,), (S, C) or (C, S) audio (the shorter axis is the channels)."""
+    data = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not isinstance(wav, Tensor) else wav).float()
+    if data.ndim == 2:
+        data = data.mean(dim=int(data.shape[0] > data.shape[1]))
+    if data.ndim != 1 or data.numel() == 0:
+        raise AudioError(f"expected non-empty audio of shape (S,), (S, C) or (C, S), got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    return torchaudio.functional.resample(data, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else data
+
+
+def chunks(wav: Tensor, window_samples: int) -> list[Tensor]:
+    """`wav` cut into ⌈S / window⌉ equal-length pieces (a 50 s file and a 20 s window: 3 × 16.7 s)."""
+    return list(torch.tensor_split(wav, max(1, math.ceil(len(wav) / window_samples))))
+
+
+def read_transcripts(path: Path) -> dict[str, str]:
+    """A CSV with columns `file` and `text`; `file` is a path, a file name or a name without suffix."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"file", "text"} <= set(reader.fieldnames):
+                raise ValueError(f"--transcripts: {path}: expected a header with columns file,text, "
+                                 f"got {reader.fieldnames}")
+            return {row["file"]: row["text"] or "" for row in reader}
+    except OSError as error:
+        raise FileNotFoundError(f"--transcripts: {path}: cannot read ({error.strerror})") from None
+
+
+def _transcript(transcripts: dict[str, str], path: Path) -> str | None:
+    for key in (str(path), str(path.resolve()), path.name, path.stem):
+        if key in transcripts:
+            return transcripts[key]
+    return None
+
+
+def find_audio(inputs: Sequence[Path]) -> tuple[list[Path], list[Failure]]:
+    """Files as given, folders searched recursively for audio files; missing paths are failures."""
+    files: list[Path] = []
+    failures: list[Failure] = []
+    for path in inputs:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                failures.append(Failure(str(path), f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            failures.append(Failure(str(path), "does not exist"))
+    return files, failures
+
+
+class EmotionPredictor:
+    """An exported model ready to classify audio; `labels` are the class names in logit order."""
+
+    def __init__(self, model: EmotionModel, config: BundleConfig, device: torch.device | str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.config = config
+        self.device = torch.device(device)
+        self.labels: tuple[str, ...] = config.labels
+        self.window_seconds = config.window_seconds
+
+    @property
+    def needs_text(self) -> bool:
+        return self.config.needs_text
+
+    def _require_text(self, what: str) -> TranscriptsNeeded:
+        names = ", ".join(u.name for u in self.config.upstreams if u.modality == "text")
+        return TranscriptsNeeded(f"this model reads transcripts (text upstream {names}) besides the audio: {what}")
+
+    @torch.no_grad()
+    def logits(self, batch: Batch) -> Tensor:
+        """(B, num_classes) float32 logits of a padded 16 kHz batch (texts used by text upstreams)."""
+        batch = batch.to(self.device)
+        outputs = []
+        for upstream in self.model.upstreams:
+            output = upstream.extract(batch)
+            output.hidden_states = select_layers(output.hidden_states, self.config.layers)  # type: ignore[arg-type]
+            outputs.append(output)
+        return self.model.downstream(outputs).float()
+
+    def _probabilities(self, items: Sequence[tuple[Tensor, str]], batch_seconds: float) -> Tensor:
+        """(N, num_classes) softmax probabilities of (wav, text) items, batched by duration."""
+        result = torch.zeros(len(items), len(self.labels))
+        for indices in duration_batches([len(w) / SAMPLE_RATE for w, _ in items], batch_seconds):
+            wavs = [items[i][0] for i in indices]
+            lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
+            padded = torch.zeros(len(wavs), int(lengths.max()))
+            for row, wav in enumerate(wavs):
+                padded[row, : len(wav)] = wav
+            batch = Batch([str(i) for i in indices], padded, lengths, [items[i][1] for i in indices],
+                          torch.zeros(len(indices), dtype=torch.long))
+            result[indices] = self.logits(batch).softmax(-1).cpu()
+        return result
+
+    def _predict_wavs(self, wavs: Sequence[Tensor], texts: Sequence[str], batch_seconds: float) -> list[Tensor]:
+        """Per recording, its chunks' probabilities averaged by chunk length."""
+        window = max(1, int(self.window_seconds * SAMPLE_RATE))
+        items: list[tuple[Tensor, str]] = []
+        owner: list[int] = []
+        for index, (wav, text) in enumerate(zip(wavs, texts, strict=True)):
+            for piece in chunks(wav, window):
+                items.append((piece, text))
+                owner.append(index)
+        probabilities = self._probabilities(items, batch_seconds)
+        weights = torch.tensor([float(len(w)) for w, _ in items])
+        totals = torch.zeros(len(wavs), len(self.labels))
+        totals.index_add_(0, torch.tensor(owner), probabilities * weights[:, None])
+        return list(totals / totals.sum(-1, keepdim=True))
+
+    def predict(self, wav: np.ndarray | Tensor, sample_rate: int, text: str | None = None) -> dict[str, float]:
+        """{label: probability} for one recording ((S,), (S, C) or (C, S) samples at `sample_rate`)."""
+        if self.needs_text and text is None:
+            raise self._require_text("pass text=TRANSCRIPT")
+        (probabilities,) = self._predict_wavs([to_model_audio(wav, sample_rate)], [text or ""], 60.0)
+        return dict(zip(self.labels, probabilities.tolist()))
+
+    def predict_files(
+        self,
+        files: Sequence[Path | str],
+        transcripts: dict[str, str] | None = None,
+        batch_seconds: float = 60.0,
+        progress: bool = False,
+    ) -> tuple[list[Prediction], list[Failure]]:
+        """Predict every readable file, in the order given; unreadable ones (and ones without a needed
+        transcript, looked up by path, file name or stem) are failures."""
+        if self.needs_text and transcripts is None:
+            raise self._require_text("pass --transcripts FILE.csv (columns file,text)")
+        paths = [Path(f) for f in files]
+        predictions: list[Prediction] = []
+        failures: list[Failure] = []
+        bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
+        for start in range(0, len(paths), FILES_PER_GROUP):
+            group: list[tuple[Path, Tensor, str]] = []
+            for path in paths[start : start + FILES_PER_GROUP]:
+                loaded = self._load(path, transcripts)
+                if isinstance(loaded, Failure):
+                    failures.append(loaded)
+                else:
+                    group.append((path, *loaded))
+            predictions += self._predict_group(group, batch_seconds, failures)
+            bar.update(len(paths[start : start + FILES_PER_GROUP]))
+        bar.close()
+        return predictions, failures
+
+    def _load(self, path: Path, transcripts: dict[str, str] | None) -> tuple[Tensor, str] | Failure:
+        text = ""
+        if self.needs_text:
+            found = _transcript(transcripts or {}, path)
+            if found is None:
+                return Failure(str(path), "no transcript for it in --transcripts (looked up by path, name and stem)")
+            text = found
+        try:
+            return load_wav(path), text
+        except AudioError as error:
+            return Failure(str(path), str(error).removeprefix(f"{path}: "))
+
+    def _predict_group(self, group: Sequence[tuple[Path, Tensor, str]], batch_seconds: float,
+                       failures: list[Failure]) -> list[Prediction]:
+        """Predictions of loaded files; when a batch fails, its files are retried alone so one bad file
+        cannot take the others' results with it."""
+        try:
+            results: Iterable[Tensor | Exception] = self._predict_wavs([w for _, w, _ in group], [t for *_, t in group],
+                                                                       batch_seconds)
+        except Exception:  # noqa: BLE001 — isolate the offending file below
+            results = [self._try_alone(wav, text, batch_seconds) for _, wav, text in group]
+        predictions = []
+        window = max(1, int(self.window_seconds * SAMPLE_RATE))
+        for (path, wav, _), outcome in zip(group, results, strict=True):
+            if isinstance(outcome, Exception):
+                failures.append(Failure(str(path), f"model failed on it ({type(outcome).__name__}: {outcome})"))
+                continue
+            probabilities = dict(zip(self.labels, outcome.tolist()))
+            predictions.append(Prediction(str(path), max(probabilities, key=probabilities.__getitem__), probabilities,
+                                          len(wav) / SAMPLE_RATE, len(chunks(wav, window))))
+        return predictions
+
+    def _try_alone(self, wav: Tensor, text: str, batch_seconds: float) -> Tensor | Exception:
+        try:
+            return self._predict_wavs([wav], [text], batch_seconds)[0]
+        except Exception as error:  # noqa: BLE001 — reported as this file's failure
+            return error
+
+
+def load_model(folder: Path | str, device: torch.device | str | None = None) -> EmotionPredictor:
+    """The exported model in `folder` (see `benchmark.deploy.bundle`), on `device` (default: CUDA if present)."""
+    from ..training.device import default_device
+
+    model, config = load_bundle(Path(folder))
+    return EmotionPredictor(model, config, device if device is not None else default_device())

@@ -1,0 +1,179 @@
+"""The two kinds of training unit of the paper, each resumable and skipped once finished.
+
+Stage 1 (fine-tuning): upstream + featurizer + mean pooling + linear trained jointly; the best
+checkpoint and the average of the top-k are both tested. Stage 2 (frozen): an upstream (the
+averaged fine-tuned one of stage 1, or a fixed one such as fbank) runs once over the fold into the
+feature cache; an aggregator (e.g. ECAPA) + classifier train from the cache, again top-k averaged.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from downstream.model import DownstreamConfig
+from upstream import build_upstream
+from upstream.interface import Upstream
+
+from ..common.io import atomic_write_text
+from ..common.seeding import isolated_rng
+from ..data.iemocap import LABELS
+from ..data.splits import Fold
+from ..reporting.metrics import score
+from ..reporting.results import CHECKPOINT_KINDS, RESULT_FILE, TestScores, UnitResult, load_result
+from ..training import distributed
+from ..training.averaging import average_state_dicts
+from ..training.batching import AudioStore
+from ..training.cache import FrozenFeatures, LayerSelection
+from ..training.checkpoints import load_weights, save_weights
+from ..training.device import Precision, default_device
+from ..training.loop import RESUME_FILE, TrainConfig, epoch_file, evaluate, load_model_state, train_unit
+from ..training.model import EmotionModel
+from .definitions import Profile
+from .plan import FinetuneUnit, Unit
+
+AVERAGE_FILE = "average.safetensors"
+
+
+def checkpoint_file(unit_dir: Path, result: UnitResult, kind: str) -> Path:
+    """The weights file behind checkpoint `kind` ("best" | "average") of a finished unit."""
+    if kind == "average":
+        return unit_dir / AVERAGE_FILE
+    if kind == "best":
+        return unit_dir / epoch_file(result.best_epoch)
+    raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'best' or 'average'")
+
+
+def _test(model: EmotionModel, fold: Fold, store: AudioStore, config: TrainConfig,
+          features: Sequence[FrozenFeatures] | None) -> TestScores:
+    labels = [u.label_index for u in fold.test]
+    predictions = evaluate(model, fold.test, store, config.eval_batch_seconds, features, config.precision)
+    s = score(labels, predictions, len(LABELS))
+    return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
+
+
+def run_unit(
+    unit_dir: Path,
+    build_model: Callable[[], EmotionModel],
+    fold: Fold,
+    config: TrainConfig,
+    seed: int,
+    store: AudioStore,
+    features_for: Callable[[EmotionModel], list[FrozenFeatures]] | None = None,
+    desc: str = "unit",
+) -> UnitResult:
+    """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both."""
+    finished = load_result(unit_dir)
+    if finished is not None:
+        print(f"{desc}: already finished ({unit_dir}), skipped")
+        return finished
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    with isolated_rng(seed) as generator:
+        model = build_model().to(default_device())
+        features = features_for(model) if features_for is not None else None
+        with distributed.main_first():  # rank 0 fills the feature cache, the other ranks read it
+            for feature_store in features or []:
+                feature_store.precompute([*fold.train, *fold.valid, *fold.test])
+        rank = distributed.world().rank
+        # each data-parallel rank its own dropout stream; rank 0 keeps the single process's
+        with isolated_rng(seed + 1_000_003 * rank) if rank else contextlib.nullcontext():
+            outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
+    states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
+    scores = {}
+    load_model_state(model, states[0])
+    scores["best"] = _test(model, fold, store, config, features)
+    averaged = average_state_dicts(states)
+    if distributed.world().is_main:
+        save_weights(unit_dir / AVERAGE_FILE, averaged)
+    load_model_state(model, averaged)
+    scores["average"] = _test(model, fold, store, config, features)
+    result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
+                        outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
+                        [u.id for u in fold.test], [u.label_index for u in fold.test])
+    if distributed.world().is_main:
+        atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
+        (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+    distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
+    for kind in CHECKPOINT_KINDS:
+        print(f"{desc} [{kind}]: test WA {scores[kind].wa:.2f}  UA {scores[kind].ua:.2f}")
+    return result
+
+
+def averaged_upstream(unit_dir: Path, upstream: Upstream, branch: int = 0) -> Upstream:
+    """Load a finished stage-1 unit's averaged weights of upstream `branch` into `upstream`."""
+    prefix = f"upstreams.{branch}."
+    state = load_weights(unit_dir / AVERAGE_FILE)
+    upstream.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return upstream.eval()
+
+
+def frozen_feature_stores(
+    upstreams: Sequence[Upstream], store: AudioStore, cache_dir: Path | None, layers: LayerSelection,
+    dtype: str, max_batch_seconds: float, precision: Precision = "auto",
+) -> list[FrozenFeatures]:
+    return [FrozenFeatures(u, store, max_batch_seconds, layers, cache_dir, dtype, precision) for u in upstreams]
+
+
+@dataclass
+class RunContext:
+    """What every unit of one run shares."""
+
+    out: Path
+    profile: Profile
+    folds: dict[int, Fold]
+    store: AudioStore
+    upstream_ckpt: str | None = None
+    trust_checkpoint: bool = False
+
+    def build(self, name: str) -> Upstream:
+        return build_upstream(name, ckpt=self.upstream_ckpt, trust_checkpoint=self.trust_checkpoint or None)
+
+
+def _seed(key: str) -> int:
+    return int(key[:8], 16)
+
+
+def unit_layers(unit: Unit) -> LayerSelection:
+    """Which hidden states of each upstream the unit's downstream receives ("all" when fine-tuned)."""
+    if isinstance(unit, FinetuneUnit):
+        return "all"
+    return "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[return-value]
+
+
+def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[str], Upstream]) -> EmotionModel:
+    """The model of `unit` before its own training (a frozen unit's sources' averaged upstreams loaded).
+
+    Shared by training (`execute`) and export, so an exported model is built exactly as it was trained.
+    """
+    if isinstance(unit, FinetuneUnit):
+        return EmotionModel([build(unit.upstream)], DownstreamConfig(featurizer=unit.featurizer, aggregator="mean"))
+    layers = unit_layers(unit)
+    config = DownstreamConfig(featurizer="weighted" if layers == "all" else "last", aggregator=unit.aggregator,
+                              fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa)
+    upstreams = [averaged_upstream(source.directory(out), build(name)) if source else build(name)
+                 for name, source in zip(unit.upstreams, unit.sources, strict=True)]
+    stored = [u.num_layers if layers == "all" else 1 for u in upstreams]
+    return EmotionModel(upstreams, config, stored_layers=stored)
+
+
+def execute(unit: Unit, ctx: RunContext) -> UnitResult:
+    """Run (or resume, or skip when finished) one planned unit."""
+    fold = ctx.folds[unit.fold]
+
+    def build_model() -> EmotionModel:
+        return build_unit_model(unit, ctx.out, ctx.profile, ctx.build)
+
+    if isinstance(unit, FinetuneUnit):
+        return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune, _seed(unit.key), ctx.store,
+                        desc=f"fold {unit.fold} fine-tune {unit.label}")
+    layers = unit_layers(unit)
+
+    def features(model: EmotionModel) -> list[FrozenFeatures]:
+        return frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,
+                                     ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds,
+                                     ctx.profile.frozen.precision)
+
+    return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, _seed(unit.key), ctx.store,
+                    features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}")

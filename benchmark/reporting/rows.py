@@ -1,0 +1,54 @@
+"""A table row: one experiment's finished units, fold by fold, and what is computed from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..data.iemocap import LABELS
+from .metrics import score
+from .results import UnitResult
+from .stats import Outcomes
+
+
+class ReportedExperiment(Protocol):
+    """What a table needs to know of an experiment (`benchmark.experiments.ExperimentConfig` is one)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def set(self) -> str: ...
+    @property
+    def branches(self) -> tuple[str, ...]: ...
+    @property
+    def checkpoint(self) -> str: ...  # "best" | "average": which checkpoint's scores the row reports
+    @property
+    def featurizer(self) -> str | int: ...
+
+
+@dataclass(frozen=True)
+class Row:
+    experiment: ReportedExperiment
+    folds: dict[int, UnitResult]
+    checkpoints: dict[int, Path] = field(default_factory=dict)  # fold → weights file of the reported checkpoint
+
+    def scores(self, fold: int):
+        return self.folds[fold].scores[self.experiment.checkpoint]
+
+    def outcomes(self) -> Outcomes:
+        """Per-utterance test outcomes of the reported checkpoint, all folds together."""
+        folds = sorted(self.folds)
+        return Outcomes(np.array([i for k in folds for i in self.folds[k].test_ids], dtype=str),
+                        np.concatenate([np.full(len(self.folds[k].test_ids), k) for k in folds]),
+                        np.concatenate([np.asarray(self.folds[k].test_labels, dtype=np.int64) for k in folds]),
+                        np.concatenate([np.asarray(self.scores(k).predictions, dtype=np.int64) for k in folds]))
+
+    def pooled(self) -> tuple[float, float, np.ndarray]:
+        labels = np.concatenate([r.test_labels for r in self.folds.values()])
+        predictions = np.concatenate([self.scores(k).predictions for k in self.folds])
+        pooled = score(labels, predictions, len(LABELS))
+        return 100 * pooled.wa, 100 * pooled.ua, pooled.confusion

@@ -1,0 +1,194 @@
+"""Tables of a finished run: per experiment mean/std/pooled WA and UA beside the paper's figures.
+
+With them, the statistics that say which differences to trust (`benchmark.reporting.stats`): bootstrap
+intervals, paired tests between rows with Holm's correction, recall per class, and the learned layer
+weights of weighted featurizers (`benchmark.reporting.layers`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..common.io import atomic_write_figure, atomic_write_text
+from ..data.iemocap import LABELS
+from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
+from .metrics import mean_and_std
+from .rows import Row
+from .sections import PAIRWISE_COLUMNS, md_table, pairwise_rows, recall_rows, recall_section, significance_section
+from .stats import Interval, StatsConfig, bootstrap_interval, compare_all
+
+PAPER_TABLE = Path(__file__).resolve().parents[2] / "results" / "reference" / "paper_table1.csv"
+
+
+def paper_figures(path: Path = PAPER_TABLE) -> dict[int, tuple[float, float]]:
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        return {int(r["exp"]): (float(r["paper_wacc"]), float(r["paper_uacc"])) for r in csv.DictReader(handle)}
+
+
+def _csv(header: list[str], rows: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+CI_COLUMNS = ["wa_ci_low", "wa_ci_high", "ua_ci_low", "ua_ci_high"]
+
+
+def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals: dict[int, Interval] | None = None,
+               stats: StatsConfig = StatsConfig()) -> tuple[list[str], list[list[object]]]:
+    """One line per row; with `intervals` (by experiment id), the bootstrap CI columns and their settings."""
+    folds = sorted({k for row in rows for k in row.folds})
+    ci = intervals is not None
+    header = ["exp", "set", "description", "checkpoint", "folds", "wa_mean", "wa_std", "ua_mean", "ua_std",
+              *(CI_COLUMNS if ci else []), "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
+              "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else [])]
+    lines = []
+    for row in rows:
+        e = row.experiment
+        bounds: list[object] = []
+        if intervals is not None:
+            i = intervals[e.id]
+            bounds = [f"{v:.2f}" for v in (i.wa_low, i.wa_high, i.ua_low, i.ua_high)]
+        wa_mean, wa_std = mean_and_std([row.scores(k).wa for k in row.folds])
+        ua_mean, ua_std = mean_and_std([row.scores(k).ua for k in row.folds])
+        wa_pooled, ua_pooled, _ = row.pooled()
+        per_fold = [f"{getattr(row.scores(k), m):.2f}" if k in row.folds else "" for k in folds for m in ("wa", "ua")]
+        paper_wa, paper_ua = paper.get(e.id, (None, None))
+        differences = [f"{wa_mean - paper_wa:.2f}", f"{ua_mean - paper_ua:.2f}"] if paper_wa is not None else ["", ""]
+        lines.append([e.id, e.set, e.description, e.checkpoint, " ".join(map(str, sorted(row.folds))),
+                      f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
+                      f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
+                      paper_ua if paper_ua is not None else "", *differences,
+                      *([stats.resamples, stats.seed] if ci else [])])
+    return header, lines
+
+
+def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
+    header = ["exp", "fold", "checkpoint", "split", "split_hash", "n_train", "n_valid", "n_test", "best_epoch",
+              "wa", "ua", "macro_f1", "confusion"]
+    lines = []
+    for row in rows:
+        for k, result in sorted(row.folds.items()):
+            s = row.scores(k)
+            confusion = ";".join(" ".join(map(str, r)) for r in s.confusion)
+            lines.append([row.experiment.id, k, row.experiment.checkpoint, result.split, result.split_hash,
+                          result.n_train, result.n_valid, result.n_test, result.best_epoch,
+                          f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}", confusion])
+    return header, lines
+
+
+def markdown(header: list[str], lines: list[list[object]], title: str, stats: StatsConfig | None = None,
+             sections: tuple[str, ...] = ()) -> str:
+    """The readable table; with `stats`, its CI columns (lines from `table_rows` with intervals) and `sections`."""
+    level = f"{100 * stats.level:g}%" if stats is not None else ""
+    names = ["exp", "description"]
+    for m in ("WA", "UA"):
+        names += [f"{m} mean ± std", *([f"{m} {level} CI"] if stats is not None else [])]
+    names += ["WA pooled", "UA pooled", "paper WA", "paper UA"]
+
+    def cells(line: list[object]) -> list[object]:
+        get = dict(zip(header, line)).__getitem__
+        out = [get("exp"), get("description")]
+        for m in ("wa", "ua"):
+            out += [f"{get(f'{m}_mean')} ± {get(f'{m}_std')}",
+                    *([f"[{get(f'{m}_ci_low')}, {get(f'{m}_ci_high')}]"] if stats is not None else [])]
+        return out + [get("wa_pooled"), get("ua_pooled"), get("paper_wacc"), get("paper_uacc")]
+
+    text = ("WA/UA in %: mean ± std over folds"
+            + (f", the {level} bootstrap confidence interval of that mean ({stats.resamples} resamples of the test "
+               f"utterances within each fold, seed {stats.seed})" if stats is not None else "")
+            + ", pooled over all test utterances, and the paper's figures.")
+    out = [f"# {title}", "", text, "", md_table(names, [cells(line) for line in lines]), ""]
+    return "\n".join([*out, *sections]).rstrip("\n") + "\n"
+
+
+def layer_outputs(out: Path, name: str, rows: list[Row]) -> tuple[list[list[object]], list[str]]:
+    """For rows with a weighted featurizer: CSV rows, one PNG each, and the markdown section."""
+    lines: list[list[object]] = []
+    section = ["## Layer weights", ""]
+    weighted = [r for r in rows if r.experiment.featurizer == "weighted"]
+    if not weighted:
+        return lines, section + ["No experiment of this table uses the weighted featurizer (`featurizer: weighted`).", ""]
+    section += ["Softmax weights of the weighted featurizer over the upstream's hidden states (index 0 = the "
+                "layer before the first transformer block), from the checkpoint each row reports; mean over folds. "
+                f"Per fold: `{name}_layers.csv`; plots: `{name}_layers/`.", ""]
+    for row in weighted:
+        e = row.experiment
+        missing = sorted(set(row.folds) - set(row.checkpoints))
+        if missing:
+            raise ValueError(f"experiment {e.id} uses the weighted featurizer but fold {missing[0]} carries no "
+                             "checkpoint file; build Row(..., checkpoints={fold: weights file}) to report its layer weights")
+        weights = fold_layer_weights({k: row.checkpoints[k] for k in sorted(row.folds)})
+        lines += layer_csv_rows(e.id, e.branches, e.checkpoint, weights)
+        png = out / f"{name}_layers" / f"exp{e.id:02d}.png"
+        layers_png(png, weights, e.branches, f"exp {e.id}: {e.description[:60]}")
+        for branch in sorted({b for w in weights.values() for b in w}):
+            mean = mean_weights({k: w[branch] for k, w in weights.items() if branch in w})
+            top = ", ".join(f"{layer}: {mean[layer]:.3f}" for layer in np.argsort(-mean, kind="stable")[:3])
+            section.append(f"- exp {e.id}, branch {e.branches[branch] if branch < len(e.branches) else branch} "
+                           f"({len(mean)} layers): heaviest {top}; [plot]({png.relative_to(out).as_posix()})")
+    return lines, section + [""]
+
+
+def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.2, 3.8))
+    recall = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(LABELS)):
+        for j in range(len(LABELS)):
+            axes.text(j, i, f"{confusion[i, j]}\n{100 * recall[i, j]:.0f}%", ha="center", va="center", fontsize=8,
+                      color="white" if recall[i, j] > 0.6 else "black")
+    axes.set_xticks(range(len(LABELS)), LABELS)
+    axes.set_yticks(range(len(LABELS)), LABELS)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    atomic_write_figure(path, figure)
+
+
+def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig()) -> Path:
+    """Write `<name>.csv`, `<name>_folds.csv`, `<name>.md`, confusion PNGs and `run.json` atomically.
+
+    With them the statistics (`stats` records how they were drawn, also in run.json): `<name>_pairwise.csv`,
+    `<name>_recall.csv`, `<name>_layers.csv` and `<name>_layers/expNN.png` for weighted featurizers.
+    """
+    intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), len(LABELS), stats, [stats.seed, 0, r.experiment.id])
+                 for r in rows}
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
+    header, lines = table_rows(rows, paper_figures(), intervals, stats)
+    for row in rows:
+        confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
+                      f"exp {row.experiment.id}: {row.experiment.description[:48]}")
+    layer_lines, layer_section = layer_outputs(out, name, rows)
+    sections = (*significance_section(name, [r.experiment.id for r in rows], comparisons, stats),
+                *recall_section(name, rows, intervals, stats), *layer_section)
+    atomic_write_text(out / f"{name}_folds.csv", _csv(*fold_rows(rows)))
+    atomic_write_text(out / f"{name}_pairwise.csv", _csv(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
+    atomic_write_text(out / f"{name}_recall.csv", _csv(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
+                                                        recall_rows(rows, intervals)))
+    atomic_write_text(out / f"{name}_layers.csv", _csv(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
+                                                        "weight"], layer_lines))
+    atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections))
+    statistics = asdict(stats) | {
+        "interval": "percentile bootstrap of the fold-mean WA/UA, utterances resampled within each fold",
+        "wa_test": "exact McNemar, per-utterance correctness pooled over folds",
+        "ua_test": "paired sign-flip permutation test of the fold-mean UA",
+        "correction": "Holm over the table's pairs, separately for WA and UA"}
+    atomic_write_text(out / "run.json", json.dumps(provenance | {"statistics": statistics}, indent=1, default=str) + "\n")
+    atomic_write_text(out / f"{name}.csv", _csv(header, lines))  # last: its presence means the rest is there
+    return out / f"{name}.csv"

