@@ -167,7 +167,7 @@ def measure(upstream_name: str, downstreams: Sequence[str], settings: StepSettin
     parameters = sum(p.numel() for p in upstream.parameters()) / 1e6
     results = []
     for downstream in downstreams:
-        config = DownstreamConfig(aggregator=downstream, input_norm=upstream_name == "fbank", ecapa=settings.ecapa)
+        config = DownstreamConfig(aggregator=downstream, input_norm="global" if upstream_name == "fbank" else "none", ecapa=settings.ecapa)
         with isolated_rng(0):
             cached_model = EmotionModel([upstream], config, stored_layers=[1])  # the cache keeps the last layer
         with isolated_rng(0):

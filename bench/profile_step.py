@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     upstream = cvr.make_upstream(args.upstream)
     upstream.requires_grad_(False)
     features = random_features(upstream, [u for b in batches for u in b], store)
-    config = DownstreamConfig(aggregator=args.downstream, input_norm=args.upstream == "fbank", ecapa=settings.ecapa)
+    config = DownstreamConfig(aggregator=args.downstream, input_norm="global" if args.upstream == "fbank" else "none", ecapa=settings.ecapa)
     with isolated_rng(0):
         model = EmotionModel([upstream], config, stored_layers=[1])
     model.train()

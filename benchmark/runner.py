@@ -3,15 +3,14 @@
 Two ways to ask: a table (`--table 1`, optionally `--experiment 3,5`), reported as
 `<out>/table1.csv` and companions; or one recipe (`--upstream X --downstream Y`), reported as
 `<out>/<X>_<Y>.csv` with both the best and the top-k averaged checkpoint. Either way every unit is
-trained once, resumed after an interruption, and skipped when finished.
+trained once, resumed after an interruption, and skipped when finished. The corpus is read first
+(also for `--report-only`): units are keyed by the data of their fold, so results computed on
+another copy of the corpus are never reported for this one.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import platform
-import subprocess
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,21 +19,21 @@ from tqdm import tqdm
 
 from upstream import get_spec
 
-from .cluster.launch import SlurmOptions, check_slurm, launch
+from .cluster.launch import SlurmOptions, check_slurm, job_device, launch
 from .common.config import ConfigError
-from .common.io import atomic_write_text, check_writable_dir
+from .common.io import check_writable_dir
 from .common.lock import run_lock
 from .data import iemocap, splits
+from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
-from .experiments.plan import RunSettings, Unit, plan, unit_for
-from .experiments.stages import RunContext, checkpoint_file, execute
-from .reporting.metrics import mean_and_std
-from .reporting.results import CHECKPOINT_KINDS, UnitResult, load_result
-from .reporting.sections import check_compare, comparison_text
-from .reporting.tables import Row, write_table
+from .experiments.plan import RunSettings, Unit, plan
+from .experiments.stages import RunContext, execute
+from .outputs import CorpusRead, record_path, recorded_corpus, report
+from .reporting.results import UnitResult
+from .reporting.sections import check_compare
 from .training import distributed
 from .training.batching import AudioStore
-from .training.cache import data_fingerprint
+from .training.device import default_device
 
 DEFAULT_DATA_ROOT = Path("data")
 DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
@@ -65,8 +64,13 @@ class RunRequest:
     threads: int | None = None  # torch CPU threads, set by the CLI here and by each cluster job for itself
     launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
     slurm: SlurmOptions | None = None
+    device: str | None = None  # where the units run ("cuda" | "cpu"); None: this machine's (CUDA when present)
+
 
 def resolve_profile(request: RunRequest) -> Profile:
+    """The profile asked for, with --epochs applied, precisions resolved for the device the units run
+    on, and no stand-in for an upstream given an explicit --upstream-ckpt (the checkpoint means that
+    architecture in any profile)."""
     if isinstance(request.profile, Profile):
         profile = request.profile
     else:
@@ -74,15 +78,16 @@ def resolve_profile(request: RunRequest) -> Profile:
     if request.epochs is not None:
         profile = replace(profile, finetune=replace(profile.finetune, epochs=request.epochs),
                           frozen=replace(profile.frozen, epochs=request.epochs))
-    return profile
+    if request.upstream_ckpt and request.upstream in profile.upstreams:
+        profile = replace(profile, upstreams={k: v for k, v in profile.upstreams.items() if k != request.upstream})
+    return profile.resolved_for(request.device or default_device().type)
 
 
 def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) -> ExperimentConfig:
     """The one-row experiment behind `--upstream X --downstream Y`."""
     name = profile.resolve(request.upstream)
     return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
-                            finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
-                            input_norm=get_spec(name).backend == "fbank")
+                            finetune=(trainable,), aggregator=request.downstream)  # type: ignore[arg-type]
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
@@ -115,93 +120,74 @@ def _experiments(request: RunRequest, profile: Profile) -> tuple[str, list[Exper
     return "", [recipe_experiment(request, profile, _is_trainable(name, request))]
 
 
-def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitResult]) -> str:
-    stage = "finetune" if experiment.is_finetune_row else "frozen"
-    lines = [",".join(RECIPE_COLUMNS)]
-    for kind in CHECKPOINT_KINDS:
-        for r in results:
-            s = r.scores[kind]
-            lines.append(",".join(str(v) for v in (
-                upstream, experiment.aggregator, stage, kind, r.fold, r.split, r.split_hash, r.n_train, r.n_valid,
-                r.n_test, r.best_epoch, f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}")))
-    for kind in CHECKPOINT_KINDS:
-        stats = [mean_and_std([getattr(r.scores[kind], m) for r in results]) for m in ("wa", "ua", "macro_f1")]
-        for name, index in (("mean", 0), ("std", 1)):
-            lines.append(",".join([upstream, experiment.aggregator, stage, kind, name, *[""] * 6,
-                                   *(f"{stat[index]:.2f}" for stat in stats)]))
-    return "\n".join(lines) + "\n"
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def provenance(request: RunRequest, profile: Profile, experiments: list[ExperimentConfig],
-               units: list, data_hash: str) -> dict:
-    import numpy
-    import speechbrain
-    import transformers
-
-    return {
-        "request": json.loads(json.dumps(asdict(request), default=str)),
-        "profile": asdict(profile),
-        "experiments": [asdict(e) for e in experiments],
-        "units": {str(unit.directory(request.out).relative_to(request.out)): unit.key for unit in units},
-        "data_fingerprint": data_hash,
-        "git_commit": _git_commit(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-                     "transformers": transformers.__version__, "speechbrain": speechbrain.__version__},
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
-        "data_parallel_processes": distributed.world().size,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 @dataclass(frozen=True)
 class Planned:
-    """A request resolved into its profile, experiments and units."""
+    """A request resolved into its profile, experiments, the corpus read and the units they need."""
 
     profile: Profile
     table_name: str
     experiments: list[ExperimentConfig]
+    corpus: CorpusRead
     settings: RunSettings
     units: list[Unit]
 
 
-def resolve(request: RunRequest) -> Planned:
-    profile = resolve_profile(request)
-    table_name, experiments = _experiments(request, profile)
-    settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt)
-    return Planned(profile, table_name, experiments, settings, plan(experiments, request.folds, settings))
+def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path) -> CorpusRead:
+    """Labels, transcripts and folds of the corpus (file metadata only: no audio is decoded here).
 
-
-def prepare(request: RunRequest, profile: Profile, folds: tuple[int, ...]) -> tuple[str, RunContext]:
-    """Read and check the corpus and every audio file the folds use; the data fingerprint and run context."""
+    `--report-only` without the corpus (its folder absent, e.g. results copied to a laptop) reports
+    the units of the data that `record` (the previous run's run.json / recipe JSON) was trained on.
+    """
+    if request.report_only and request.data is not None and not request.data.exists():
+        print(f"note: {request.data} not found; reporting the data recorded in {record}")
+        return recorded_corpus(record, folds)
     utterances = iemocap.load(corpus_dir(request), strict=request.strict)
     split_folds = {f.index: f for f in splits.folds(utterances, request.split, folds)}  # type: ignore[arg-type]
-    store = preload_audio([u for fold in split_folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
-    context = RunContext(request.out, profile, split_folds, store, request.upstream_ckpt, request.trust_checkpoint)
-    return data_fingerprint(utterances), context
+    return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
+                      data_fingerprint(utterances))
+
+
+def resolve(request: RunRequest, folds: tuple[int, ...] | None = None) -> Planned:
+    """Profile and experiments first (bad names fail before any data is read), then the corpus and the plan."""
+    profile = resolve_profile(request)
+    table_name, experiments = _experiments(request, profile)
+    announce_stand_ins(profile, experiments)
+    stem = f"{profile.resolve(request.upstream).replace(':', '_')}_{request.downstream}"
+    corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem))
+    settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data)
+    return Planned(profile, table_name, experiments, corpus, settings,
+                   plan(experiments, tuple(corpus.fold_data), settings))
+
+
+def announce_stand_ins(profile: Profile, experiments: list[ExperimentConfig]) -> None:
+    """Say, before anything runs, which upstream names the profile replaces and by what."""
+    used = sorted({b for e in experiments for b in e.branches if profile.resolve(b) != b})
+    for name in used if distributed.world().is_main else ():
+        spec = get_spec(profile.resolve(name))
+        print(f"profile {profile.name}: {name} → {spec.name} ({spec.source})")
+
+
+def context_for(request: RunRequest, planned: Planned) -> RunContext:
+    """Read (and so check) every audio file the planned folds use, once, before any training starts."""
+    folds = planned.corpus.folds
+    assert folds is not None, "training needs the corpus read"
+    store = preload_audio([u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
+    return RunContext(request.out, planned.profile, folds, store, request.upstream_ckpt, request.trust_checkpoint)
 
 
 def run(request: RunRequest) -> Path | None:
     """Run (or, with `report_only`, only report) the request; returns the main CSV written (None on the
     ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
     _apply_threads(request)
-    planned = resolve(request)
-    check_writable_dir(request.out)
     slurm = request.slurm or SlurmOptions()
     if request.launcher == "slurm" and not request.report_only:
         if distributed.world().parallel:
             raise ConfigError("--launcher slurm submits jobs: run it as one process, not under torchrun")
         check_slurm(slurm)
-    data_hash, context = "(report only)", None
-    if not request.report_only:
-        data_hash, context = prepare(request, planned.profile, request.folds)
+        request = replace(request, device=request.device or job_device(slurm))  # units are keyed for the jobs'
+    planned = resolve(request)
+    check_writable_dir(request.out)
+    context = None if request.report_only else context_for(request, planned)
     # Everything above only reads: bad input fails before the output folder is touched.
     if request.launcher == "slurm" and context is not None:
         job_request = replace(request, launcher="local")
@@ -219,8 +205,8 @@ def run(request: RunRequest) -> Path | None:
                 execute(unit, context)
         if not main:
             return None
-        return _report(request, planned.profile, planned.table_name, planned.experiments, planned.settings,
-                       planned.units, data_hash)
+        return report(asdict(request), request.out, planned.profile, planned.table_name, planned.experiments,
+                      planned.settings, planned.units, planned.corpus, request.compare)
 
 
 def _apply_threads(request: RunRequest) -> None:
@@ -231,11 +217,11 @@ def _apply_threads(request: RunRequest) -> None:
 def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
     """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
     _apply_threads(request)
-    planned = resolve(request)
+    planned = resolve(request, (fold,))
     unit = next((u for u in planned.units if (u.key, u.fold) == (key, fold)), None)
     if unit is None:
-        raise ConfigError(f"no unit {key} on fold {fold} in the plan of this request (profile or code changed?)")
-    _, context = prepare(request, planned.profile, (unit.fold,))
+        raise ConfigError(f"no unit {key} on fold {fold} in the plan of this request (profile, data or code changed?)")
+    context = context_for(request, planned)
     unit_dir = unit.directory(request.out)
     with run_lock(unit_dir) if distributed.world().is_main else contextlib.nullcontext():
         return execute(unit, context)
@@ -249,39 +235,3 @@ def preload_audio(utterances: list) -> AudioStore:
     return store
 
 
-def _report(request: RunRequest, profile: Profile, table_name: str, experiments: list[ExperimentConfig],
-            settings: RunSettings, units: list, data_hash: str) -> Path:
-    rows = []
-    for experiment in experiments:
-        results = {}
-        for fold in request.folds:
-            unit = unit_for(experiment, fold, settings)
-            result = load_result(unit.directory(request.out))
-            if result is None:
-                raise FileNotFoundError(f"{unit.directory(request.out)}: no finished result for experiment "
-                                        f"{experiment.id} fold {fold}; run without --report-only first")
-            results[fold] = result
-        checkpoints = {k: checkpoint_file(unit_for(experiment, k, settings).directory(request.out), result,
-                                          experiment.checkpoint) for k, result in results.items()}
-        rows.append(Row(experiment, results, checkpoints))
-    if not table_name:
-        upstream = profile.resolve(request.upstream)
-        stem = f"{upstream.replace(':', '_')}_{request.downstream}"
-        path = request.out / f"{stem}.csv"
-        atomic_write_text(request.out / f"{stem}.json", json.dumps(
-            provenance(request, profile, experiments, units, data_hash) | {"folds": [asdict(r) for r in rows[0].folds.values()]},
-            indent=1, default=str) + "\n")
-        atomic_write_text(path, recipe_csv(experiments[0], upstream, list(rows[0].folds.values())))
-        for kind in CHECKPOINT_KINDS:
-            wa, ua = (mean_and_std([getattr(r.scores[kind], m) for r in rows[0].folds.values()])[0] for m in ("wa", "ua"))
-            print(f"{stem} [{kind}]: mean over {len(rows[0].folds)} fold(s): WA {wa:.2f}  UA {ua:.2f}")
-    else:
-        path = write_table(request.out, table_name, rows, provenance(request, profile, experiments, units, data_hash))
-        for row in rows:
-            wa = mean_and_std([row.scores(k).wa for k in row.folds])[0]
-            ua = mean_and_std([row.scores(k).ua for k in row.folds])[0]
-            print(f"exp {row.experiment.id:2d}: WA {wa:6.2f}  UA {ua:6.2f}  {row.experiment.description}")
-        if request.compare:
-            print(comparison_text([next(r for r in rows if r.experiment.id == i) for i in request.compare]))
-    print(f"→ {path}")
-    return path

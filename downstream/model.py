@@ -21,7 +21,7 @@ from .classifier import Classifier
 from .ecapa import EcapaConfig
 from .featurizer import LayerSpec, WeightedLayerSum, build_featurizer, check_layer_spec
 from .fusion import FRAME_RATES, EarlyFusion, LateFusion
-from .normalization import MaskedFeatureNorm
+from .normalization import INPUT_NORMS, build_input_norm
 
 FUSIONS: tuple[str, ...] = ("none", "early", "late")
 
@@ -45,7 +45,9 @@ class DownstreamConfig:
     classifier_hidden: 0 = linear classifier, else the hidden width of a one-hidden-layer MLP.
     dropout: dropout before the classifier's layers.
     fusion_frame_rate: early fusion's common frame rate, "coarsest" or "finest" (see `fusion`).
-    input_norm: standardise each branch's features with running statistics (`MaskedFeatureNorm`).
+    input_norm: normalisation of each branch's features (`normalization.INPUT_NORMS`: "none", "global",
+        "sentence", "sentence_mean"), one mode or one per branch; true/false (older configs) mean
+        "global"/"none".
     ecapa: sizes of every ECAPA aggregator.
     """
 
@@ -56,11 +58,13 @@ class DownstreamConfig:
     dropout: float = 0.0
     num_classes: int = 4
     fusion_frame_rate: str = "coarsest"
-    input_norm: bool = False
+    input_norm: str | tuple[str, ...] | bool = "none"
     ecapa: EcapaConfig = field(default_factory=EcapaConfig)
 
     def __post_init__(self) -> None:
-        for name in ("featurizer", "aggregator"):  # accept YAML lists; store hashable tuples
+        if isinstance(self.input_norm, bool):  # configs written before per-branch modes
+            object.__setattr__(self, "input_norm", "global" if self.input_norm else "none")
+        for name in ("featurizer", "aggregator", "input_norm"):  # accept YAML lists; store hashable tuples
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         featurizers = self.featurizer if isinstance(self.featurizer, tuple) else (self.featurizer,)
@@ -70,6 +74,10 @@ class DownstreamConfig:
         for name in aggregators:
             if name not in AGGREGATORS:
                 raise ValueError(f"unknown aggregator {name!r}; expected one of {', '.join(AGGREGATORS)}")
+        norms = self.input_norm if isinstance(self.input_norm, tuple) else (self.input_norm,)
+        for mode in norms:
+            if mode not in INPUT_NORMS:
+                raise ValueError(f"input_norm: unknown mode {mode!r}; expected one of {', '.join(INPUT_NORMS)}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; expected one of {', '.join(FUSIONS)}")
         if len(aggregators) > 1 and self.fusion != "late":
@@ -114,8 +122,11 @@ class DownstreamModel(nn.Module):
         self.featurizers = nn.ModuleList(
             build_featurizer(spec, branch.num_layers) for spec, branch in zip(layer_specs, branches, strict=True)
         )
+        norms = _per_branch(config.input_norm, len(branches), "input_norm")
+        # one entry per branch (Identity for "none"); None when no branch is normalised, as before modes existed
         self.input_norms = (
-            nn.ModuleList(MaskedFeatureNorm(b.hidden_size) for b in branches) if config.input_norm else None
+            nn.ModuleList(build_input_norm(m, b.hidden_size) or nn.Identity() for m, b in zip(norms, branches))
+            if any(m != "none" for m in norms) else None
         )
         self.early: EarlyFusion | None = None
         self.late: LateFusion | None = None
@@ -141,7 +152,8 @@ class DownstreamModel(nn.Module):
         features = [f(o.hidden_states) for f, o in zip(self.featurizers, outputs, strict=True)]
         lengths = [o.lengths for o in outputs]
         if self.input_norms is not None:
-            features = [norm(f, n) for norm, f, n in zip(self.input_norms, features, lengths, strict=True)]
+            features = [f if isinstance(norm, nn.Identity) else norm(f, n)
+                        for norm, f, n in zip(self.input_norms, features, lengths, strict=True)]
         if self.late is not None:
             return self.late(features, lengths)
         assert self.aggregator is not None

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.training import distributed
-from benchmark.training import loop as train
 from benchmark.data import iemocap, splits
 from benchmark.experiments.stages import frozen_feature_stores, run_unit
+from benchmark.training import distributed
+from benchmark.training import loop as train
 from benchmark.training.batching import AudioStore
 from benchmark.training.model import EmotionModel
 from downstream.ecapa import EcapaConfig
@@ -55,7 +55,7 @@ def main(corpus: Path, out: Path, mode: str) -> None:
             models.append(EmotionModel([upstream], config))
         else:
             ecapa = EcapaConfig(channels=16, embedding_size=8, attention_size=8, se_channels=8, res2net_scale=4)
-            config = DownstreamConfig(aggregator="ecapa", input_norm=True, ecapa=ecapa)
+            config = DownstreamConfig(aggregator="ecapa", input_norm="global", ecapa=ecapa)
             models.append(EmotionModel([build_upstream("fbank")], config, stored_layers=[1]))
         return models[-1]
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from corpus_builder import synthetic_turns, write_tree
 
 import run_benchmark
 from benchmark.common.lock import run_lock
 from benchmark.data import audio
+from corpus_builder import synthetic_turns, write_tree
 
 Case = Callable[[Path], tuple[list[str], str]]  # builds the input under tmp; returns (argv, expected text)
 
@@ -106,6 +106,17 @@ CASES: dict[str, Case] = {
     "malformed YAML": _profile("name: x\nfrozen: [1\n", "settings.yaml:3: malformed YAML"),
     "unknown YAML key": _profile("name: x\nfrozen:\n  epoks: 3\n", "settings.yaml: frozen: unknown key 'epoks'"),
     "wrong type in YAML": _profile("name: x\nfrozen:\n  epochs: three\n", "settings.yaml: frozen.epochs: expected int, got 'three'"),
+    "epochs below one": _profile("name: x\nfrozen:\n  epochs: 0\n",
+                                 "settings.yaml: frozen: epochs: expected an integer >= 1, got 0"),
+    "no gradient clipping value": _profile("name: x\nfrozen:\n  grad_clip: 0\n",
+                                           "settings.yaml: frozen: grad_clip: expected a number > 0, got 0.0"),
+    "accumulation below one": _profile("name: x\nfrozen:\n  grad_accumulation: 0\n",
+                                       "settings.yaml: frozen: grad_accumulation: expected an integer >= 1, got 0"),
+    "top-k of zero": _profile("name: x\nfrozen:\n  top_k: 0\n", "settings.yaml: frozen: top_k: expected an integer >= 1"),
+    "negative learning rate": _profile("name: x\nfinetune:\n  finetune_upstream: true\n  upstream_lr: -1.0e-5\n",
+                                       "settings.yaml: finetune: upstream_lr: expected a number > 0, got -1e-05"),
+    "warm-up fraction of one": _profile("name: x\nfrozen:\n  warmup_fraction: 1.0\n",
+                                        "settings.yaml: frozen: warmup_fraction: expected a fraction in [0, 1), got 1.0"),
     "profile file missing": lambda tmp: (["--profile", str(tmp / "mine.yaml")], "mine.yaml: profile file does not exist"),
     "checkpoint path missing": _checkpoint(None, "{path}"),
     "corrupt checkpoint": _checkpoint(lambda p: p.write_bytes(b"\x00not a checkpoint" * 100), "{path}: not a PyTorch checkpoint"),

@@ -66,3 +66,46 @@ def test_threads_option_is_applied_and_recorded(tone_corpus, tmp_path):
                          text=True, cwd=root, timeout=600)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --threads must be at least 1"
     assert not (tmp_path / "x").exists()
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_an_explicit_checkpoint_means_the_named_architecture_in_any_profile(tone_corpus, tmp_path):
+    """`--upstream hubert --upstream-ckpt DIR` under the demo profile (which maps hubert to its stand-in)
+    trains HuBERT from DIR, not the stand-in, and says so in the recipe CSV."""
+    from upstream.tiny import build_tiny_model
+
+    checkpoint = tmp_path / "my_hubert"
+    build_tiny_model("hubert", seed=3).save_pretrained(str(checkpoint))
+    out = tmp_path / "out"
+    result = run_cli("--upstream", "hubert", "--upstream-ckpt", str(checkpoint), "--profile", "demo", "--data",
+                     str(tone_corpus), "--folds", "1", "--epochs", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "tiny_hubert" not in result.stdout
+    assert list((out / "runs" / "hubert").glob("finetune-*/fold1/result.json"))
+    rows = _csv_rows(out / "hubert_mean.csv")
+    assert rows[0]["upstream"] == "hubert" and rows[0]["upstreams_run"] == f"hubert from {checkpoint}"
+    assert rows[0]["profile"] == "demo"
+
+
+def test_a_stand_in_is_announced_first_and_named_in_every_table(tone_corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("--table", "1", "--experiment", "4,9", "--profile", "demo", "--data", str(tone_corpus),
+                     "--folds", "1", "--epochs", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    first_lines = result.stdout.splitlines()[:3]
+    assert "profile demo: hubert → tiny_hubert (random init (seed 0), transformers hubert architecture)" in first_lines
+    rows = {r["exp"]: r for r in _csv_rows(out / "table1.csv")}
+    assert rows["4"]["upstreams"] == ("tiny_hubert (random init (seed 0), transformers hubert architecture; "
+                                      "demo stand-in for hubert)")
+    assert rows["9"]["upstreams"] == "fbank (torchaudio.compliance.kaldi.fbank)"
+    assert {r["profile"] for r in rows.values()} == {"demo"}
+    markdown = (out / "table1.md").read_text().splitlines()
+    assert markdown[2].startswith("**Demo profile: these rows measure the pipeline on synthetic speech")
+    assert markdown[2].count(". ") == 0  # one sentence
+    assert f"- exp 4: {rows['4']['upstreams']} (profile demo)" in markdown

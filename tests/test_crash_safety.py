@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from corpus_builder import synthetic_turns, write_tree
 
 from benchmark.common.faults import FAULT_ENV
+from corpus_builder import synthetic_turns, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = """name: crash_test

@@ -61,6 +61,9 @@ class FbankUpstream(Upstream):
     num_layers=1,
     downsample_rate=_SHIFT,
     reference="Kaldi-compatible log-mel filterbank, 80 bins, 25 ms / 10 ms",
+    input_pipeline=(("features", "kaldi fbank, snip_edges, int16 scale"), ("num_mel_bins", NUM_MEL_BINS),
+                    ("frame_length_ms", FRAME_LENGTH_MS), ("frame_shift_ms", FRAME_SHIFT_MS), ("dither", 0.0),
+                    ("energy_floor", 0.0)),
 )
 def build_fbank() -> FbankUpstream:
     return FbankUpstream()

@@ -179,6 +179,8 @@ def _register(release: Release) -> None:
         reference=release.reference,
         licence=release.licence,
         available=lambda: hf_snapshot(release.repo_id) is not None,
+        input_pipeline=(("waveform", "16 kHz mono float"), ("do_normalize", "checkpoint preprocessor_config.json"),
+                        ("norm_eps", HF_NORM_EPS), ("normalized_over", "valid samples")),
     )(factory)
 
 

@@ -52,6 +52,9 @@ class UpstreamSpec:
     reference: str = ""
     licence: str = ""
     available: Callable[[], bool] = field(default=_always, compare=False, repr=False)
+    # How input is prepared before the model (normalisation, features, tokenisation), as (key, value)
+    # pairs: part of a trained unit's identity, so a changed pipeline never reuses stale results.
+    input_pipeline: tuple[tuple[str, object], ...] = ()
 
     @property
     def frame_rate(self) -> float:

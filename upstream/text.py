@@ -56,6 +56,9 @@ def load_text_upstream(model_dir: Path, max_length: int = 512) -> TextUpstream:
     return TextUpstream(model, tokenizer, max_length)
 
 
+TEXT_PIPELINE = (("text", "transcript, the checkpoint's tokenizer"), ("max_length", 512), ("truncation", True))
+
+
 def _minilm_installed() -> bool:
     return importlib.util.find_spec(MINILM_PACKAGE) is not None
 
@@ -70,6 +73,7 @@ def _minilm_installed() -> bool:
     reference="all-MiniLM-L6-v2 sentence encoder (Wang et al., MiniLM, NeurIPS 2020; sentence-transformers)",
     licence="apache-2.0",
     available=_minilm_installed,
+    input_pipeline=TEXT_PIPELINE,
 )
 def build_minilm(ckpt: str | None = None, max_length: int = 512) -> TextUpstream:
     if ckpt:
@@ -94,6 +98,7 @@ def build_minilm(ckpt: str | None = None, max_length: int = 512) -> TextUpstream
     reference="BERT Base uncased (Devlin et al., NAACL 2019)",
     licence="apache-2.0",
     available=lambda: any(hf_snapshot(repo_id) is not None for repo_id in BERT_REPO_IDS),
+    input_pipeline=TEXT_PIPELINE,
 )
 def build_bert(ckpt: str | None = None, max_length: int = 512) -> TextUpstream:
     candidates = (ckpt,) if ckpt else BERT_REPO_IDS

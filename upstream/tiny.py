@@ -70,6 +70,7 @@ def _register(kind: str) -> None:
         downsample_rate=320,
         reference="tests and the CPU demo; no pretraining",
         licence="n/a",
+        input_pipeline=(("waveform", "16 kHz mono float"), ("do_normalize", False)),
     )(factory)
 
 

@@ -94,6 +94,18 @@ def check_slurm(options: SlurmOptions) -> None:
         local_gpu_sets(options.gpus_per_job, options.local_jobs)
 
 
+def job_device(options: SlurmOptions) -> str:
+    """Where the unit jobs will train ("cuda" | "cpu"), known before submitting: the units' keys
+    depend on it (the precision "auto" resolves per device)."""
+    import torch
+
+    if options.gpus_per_job == 0:
+        return "cpu"
+    if options.cluster == "slurm":
+        return "cuda"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def local_gpu_sets(gpus: int, jobs: int) -> list[tuple[int, ...]]:
     """Disjoint GPU ids for `jobs` local jobs of `gpus` GPUs each, out of this process's visible ones
     (submitit sets each job's CUDA_VISIBLE_DEVICES to its set); empty sets on a machine without CUDA."""

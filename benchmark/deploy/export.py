@@ -73,7 +73,11 @@ def read_record(path: Path) -> RunRecord:
     profile = from_dict(Profile, data["profile"], f"{path.name}: profile")
     experiments = [from_dict(ExperimentConfig, e, f"{path.name}: experiments") for e in data["experiments"]]
     request = data["request"]
-    settings = RunSettings(profile, int(request["seed"]), str(request["split"]), request.get("upstream_ckpt"))
+    if not isinstance(data.get("fold_data"), dict):
+        raise ConfigError(f"{path}: the record names no data fingerprint per fold (written by an older version); "
+                          "run the benchmark again into this folder, then export")
+    fold_data = {int(k): str(v) for k, v in data["fold_data"].items()}
+    settings = RunSettings(profile, int(request["seed"]), str(request["split"]), request.get("upstream_ckpt"), fold_data)
     return RunRecord(path, settings, experiments, bool(request.get("trust_checkpoint")))
 
 
@@ -110,6 +114,9 @@ def trained_model(run: Path, experiment_id: int, fold: int, checkpoint: Checkpoi
     """The model of experiment `experiment_id` on `fold` as trained in `run`, with its weights loaded."""
     record, experiment = find_experiment(run, experiment_id)
     out = record.path.parent
+    if fold not in record.settings.fold_data:
+        raise FileNotFoundError(f"--fold: {record.path} records no run of fold {fold} (folds: "
+                                f"{', '.join(map(str, sorted(record.settings.fold_data)))})")
     unit = unit_for(experiment, fold, record.settings)
     unit_dir = unit.directory(out)
     result = load_result(unit_dir)

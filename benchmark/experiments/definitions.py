@@ -1,14 +1,16 @@
 """Experiments (one Table 1 row each) and profiles (which models and settings a run uses), as data."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from downstream.ecapa import EcapaConfig
+from downstream.normalization import INPUT_NORMS
 
 from ..common.config import ConfigError, load_config
-from ..training.loop import TrainConfig
+from ..training.config import TrainConfig
+from ..training.device import resolve_precision
 
 EXPERIMENTS_DIR = Path(__file__).parent  # table<N>/*.yaml rows and profiles/*.yaml beside this module
 PROFILES_DIR = EXPERIMENTS_DIR / "profiles"
@@ -21,6 +23,11 @@ class ExperimentConfig:
     A row with one fine-tuned branch and `mean` is read from that branch's fine-tuning unit (stage 1);
     every other row trains its aggregator on frozen features (stage 2), taken from each branch's
     averaged fine-tuned upstream where `finetune` is true, else from the upstream as it is.
+
+    `input_norm`: per branch (one mode for all, or a list), a mode of `downstream.normalization`
+    ("none" | "global" | "sentence" | "sentence_mean") or "auto": what the branch's features need
+    (`plan.branch_norms`: fbank normalised, SSL and text models not). true/false mean "global"/"none"
+    for every branch, as before per-branch modes existed.
     """
 
     id: int
@@ -31,7 +38,7 @@ class ExperimentConfig:
     fusion: Literal["none", "early", "late"] = "none"
     checkpoint: Literal["best", "average"] = "average"
     featurizer: str | int = "last"
-    input_norm: bool = False
+    input_norm: str | tuple[str, ...] | bool = "auto"
     set: str = ""
 
     def __post_init__(self) -> None:
@@ -39,6 +46,13 @@ class ExperimentConfig:
             raise ValueError(f"finetune lists {len(self.finetune)} flags for {len(self.branches)} branches; give one per branch")
         if (self.fusion == "none") != (len(self.branches) == 1):
             raise ValueError(f"fusion {self.fusion!r} does not fit {len(self.branches)} branch(es): use none for one, early/late for more")
+        norms = self.input_norm if isinstance(self.input_norm, tuple) else (self.input_norm,)
+        bad = [m for m in norms if not isinstance(m, bool) and m not in ("auto", *INPUT_NORMS)]
+        if bad or (isinstance(self.input_norm, tuple) and len(norms) != len(self.branches)):
+            raise ValueError(f"input_norm: expected 'auto', {', '.join(map(repr, INPUT_NORMS))} or a list of them, "
+                             f"one per branch ({len(self.branches)}); got {self.input_norm!r}")
+        if self.featurizer not in ("last", "weighted") and not (isinstance(self.featurizer, int) and self.featurizer >= 0):
+            raise ValueError(f"featurizer: expected 'last', 'weighted' or a layer index >= 0, got {self.featurizer!r}")
 
     @property
     def is_finetune_row(self) -> bool:
@@ -55,6 +69,7 @@ class Profile:
     frozen: TrainConfig = field(default_factory=TrainConfig)
     ecapa: EcapaConfig = field(default_factory=EcapaConfig)
     cache_dtype: Literal["float16", "float32"] = "float16"
+    note: str = ""  # opens every table of the profile (the demo's: stand-in models, not the paper's method)
 
     def __post_init__(self) -> None:
         if not self.finetune.finetune_upstream or self.frozen.finetune_upstream:
@@ -62,6 +77,12 @@ class Profile:
 
     def resolve(self, name: str) -> str:
         return self.upstreams.get(name, name)
+
+    def resolved_for(self, device_type: str) -> Profile:
+        """This profile with "auto" precisions made concrete for the device the units run on, so that a
+        unit's key says whether it trains in float32 or bf16."""
+        return replace(self, finetune=replace(self.finetune, precision=resolve_precision(self.finetune.precision, device_type)),
+                       frozen=replace(self.frozen, precision=resolve_precision(self.frozen.precision, device_type)))
 
 
 def load_profile(name: str) -> Profile:

@@ -3,14 +3,17 @@
 A unit is one model trained on one fold. Fine-tuning units (stage 1) are shared by every row that
 uses the same upstream on the same fold (rows 1 and 3; the sources of 5, 7, 8); frozen units
 (stage 2) depend on the fine-tuning units whose averaged upstreams feed them. A unit's key hashes
-everything that determines its result, so changed settings never reuse a stale unit.
+everything that determines its result (experiment, settings, seed, split, the fold's data and each
+upstream's input pipeline), so changed settings or another copy of the corpus never reuse a stale unit.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from upstream import get_spec
 
 from .definitions import ExperimentConfig, Profile
 
@@ -37,7 +40,7 @@ class FrozenUnit:
     aggregator: str
     fusion: str
     featurizer: str | int
-    input_norm: bool
+    input_norm: tuple[str, ...]  # per branch, resolved (`branch_norms`)
     fold: int
     key: str
 
@@ -55,31 +58,49 @@ Unit = FinetuneUnit | FrozenUnit
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What, besides the experiment, decides a unit's result."""
+    """What, besides the experiment, decides a unit's result.
+
+    `fold_data`: fold → `benchmark.data.fingerprint.fold_fingerprint` of the corpus the run reads, so
+    units trained on another copy of the corpus (or another split) live under other keys. The profile's
+    precisions are resolved ("auto" → "bf16" or "float32" for the device the units run on).
+    """
 
     profile: Profile
     seed: int
     split: str
     upstream_ckpt: str | None = None
+    fold_data: dict[int, str] = field(default_factory=dict)
 
-
-# Settings added after results existed: at these values they stay out of a unit's identity, so that
-# upgrading keeps finished units (their results were computed exactly so).
-LATER_DEFAULTS = {"precision": "auto"}
+    def data_key(self, fold: int) -> str:
+        if fold not in self.fold_data:
+            raise ValueError(f"fold {fold}: the run settings carry no fingerprint of its data; read the corpus first")
+        return self.fold_data[fold]
 
 
 def _key(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _settings(config: object) -> dict:
-    """A training config as part of a unit's identity."""
-    return {k: v for k, v in asdict(config).items() if LATER_DEFAULTS.get(k, object()) != v}
+def _pipeline(name: str) -> list:
+    """How the upstream registered as `name` prepares its input (see `upstream.hub.UpstreamSpec`)."""
+    return [list(pair) for pair in get_spec(name).input_pipeline]
+
+
+def branch_norms(experiment: ExperimentConfig, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The input normalisation of each branch, "auto" resolved from what the upstream's features need:
+    fbank's raw log-mel energies are standardised ("global"); SSL and text models' hidden states are
+    layer-normalised already and stay as they are ("none")."""
+    spec = experiment.input_norm
+    if isinstance(spec, bool):
+        return ("global" if spec else "none",) * len(names)
+    modes = spec if isinstance(spec, tuple) else (spec,) * len(names)
+    return tuple(("global" if get_spec(n).backend == "fbank" else "none") if m == "auto" else m
+                 for m, n in zip(modes, names, strict=True))
 
 
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
-    identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
-                _settings(settings.profile.finetune), settings.seed, settings.split]
+    identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer, asdict(settings.profile.finetune),
+                settings.seed, settings.split, settings.data_key(fold), _pipeline(upstream)]
     return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity))
 
 
@@ -91,11 +112,11 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
     sources = tuple(finetune_unit(n, fold, experiment, settings) if ft else None
                     for n, ft in zip(names, experiment.finetune, strict=True))
     identity = ["frozen", names, [s.key if s else None for s in sources], experiment.aggregator, experiment.fusion,
-                experiment.featurizer, experiment.input_norm, _settings(settings.profile.frozen),
+                experiment.featurizer, branch_norms(experiment, names), asdict(settings.profile.frozen),
                 asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
-                settings.upstream_ckpt]
+                settings.upstream_ckpt, settings.data_key(fold), [_pipeline(n) for n in names]]
     return FrozenUnit(names, sources, experiment.aggregator, experiment.fusion, experiment.featurizer,
-                      experiment.input_norm, fold, _key(identity))
+                      branch_norms(experiment, names), fold, _key(identity))
 
 
 def plan(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: RunSettings) -> list[Unit]:

@@ -19,7 +19,7 @@ from upstream.interface import Upstream
 
 from ..common.io import atomic_write_text
 from ..common.seeding import isolated_rng
-from ..data.iemocap import LABELS
+from ..data.iemocap import LABELS, Utterance
 from ..data.splits import Fold
 from ..reporting.metrics import score
 from ..reporting.results import CHECKPOINT_KINDS, RESULT_FILE, TestScores, UnitResult, load_result
@@ -28,8 +28,9 @@ from ..training.averaging import average_state_dicts
 from ..training.batching import AudioStore
 from ..training.cache import FrozenFeatures, LayerSelection
 from ..training.checkpoints import load_weights, save_weights
+from ..training.config import TrainConfig
 from ..training.device import Precision, default_device
-from ..training.loop import RESUME_FILE, TrainConfig, epoch_file, evaluate, load_model_state, train_unit
+from ..training.loop import RESUME_FILE, epoch_file, evaluate, load_model_state, train_unit, write_log
 from ..training.model import EmotionModel
 from .definitions import Profile
 from .plan import FinetuneUnit, Unit
@@ -46,10 +47,10 @@ def checkpoint_file(unit_dir: Path, result: UnitResult, kind: str) -> Path:
     raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'best' or 'average'")
 
 
-def _test(model: EmotionModel, fold: Fold, store: AudioStore, config: TrainConfig,
-          features: Sequence[FrozenFeatures] | None) -> TestScores:
-    labels = [u.label_index for u in fold.test]
-    predictions = evaluate(model, fold.test, store, config.eval_batch_seconds, features, config.precision)
+def _scores(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, config: TrainConfig,
+            features: Sequence[FrozenFeatures] | None) -> TestScores:
+    labels = [u.label_index for u in utterances]
+    predictions = evaluate(model, utterances, store, config.eval_batch_seconds, features, config.precision)
     s = score(labels, predictions, len(LABELS))
     return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
 
@@ -63,8 +64,14 @@ def run_unit(
     store: AudioStore,
     features_for: Callable[[EmotionModel], list[FrozenFeatures]] | None = None,
     desc: str = "unit",
+    identity: str = "",
 ) -> UnitResult:
-    """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both."""
+    """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
+
+    Both checkpoints are also scored on the validation set, so an average that lost accuracy (e.g.
+    through averaged BatchNorm statistics) shows beside the best epoch's score. `identity` (the unit's
+    key) is recorded in the resume state and the result.
+    """
     finished = load_result(unit_dir)
     if finished is not None:
         print(f"{desc}: already finished ({unit_dir}), skipped")
@@ -79,25 +86,33 @@ def run_unit(
         rank = distributed.world().rank
         # each data-parallel rank its own dropout stream; rank 0 keeps the single process's
         with isolated_rng(seed + 1_000_003 * rank) if rank else contextlib.nullcontext():
-            outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc)
+            outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc,
+                                 identity)
     states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
-    scores = {}
-    load_model_state(model, states[0])
-    scores["best"] = _test(model, fold, store, config, features)
     averaged = average_state_dicts(states)
     if distributed.world().is_main:
         save_weights(unit_dir / AVERAGE_FILE, averaged)
-    load_model_state(model, averaged)
-    scores["average"] = _test(model, fold, store, config, features)
+    scores, valid = {}, {}
+    for kind, state in (("best", states[0]), ("average", averaged)):
+        load_model_state(model, state)
+        checked = _scores(model, fold.valid, store, config, features)
+        valid[kind] = {"wa": checked.wa, "ua": checked.ua}
+        scores[kind] = _scores(model, fold.test, store, config, features)
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
                         outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
-                        [u.id for u in fold.test], [u.label_index for u in fold.test])
+                        [u.id for u in fold.test], [u.label_index for u in fold.test], valid, identity)
     if distributed.world().is_main:
+        write_log(unit_dir, outcome.history, [
+            {"checkpoint": "best", "epoch": outcome.top_k[0].epoch, "valid_wa": valid["best"]["wa"],
+             "valid_ua": valid["best"]["ua"]},
+            {"checkpoint": "average", "epochs": [e.epoch for e in outcome.top_k], "valid_wa": valid["average"]["wa"],
+             "valid_ua": valid["average"]["ua"]}])
         atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
         (unit_dir / RESUME_FILE).unlink(missing_ok=True)
     distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
     for kind in CHECKPOINT_KINDS:
-        print(f"{desc} [{kind}]: test WA {scores[kind].wa:.2f}  UA {scores[kind].ua:.2f}")
+        print(f"{desc} [{kind}]: valid WA {valid[kind]['wa']:.2f}  test WA {scores[kind].wa:.2f}  "
+              f"UA {scores[kind].ua:.2f}")
     return result
 
 
@@ -167,7 +182,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     if isinstance(unit, FinetuneUnit):
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune, _seed(unit.key), ctx.store,
-                        desc=f"fold {unit.fold} fine-tune {unit.label}")
+                        desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key)
     layers = unit_layers(unit)
 
     def features(model: EmotionModel) -> list[FrozenFeatures]:
@@ -176,4 +191,4 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
                                      ctx.profile.frozen.precision)
 
     return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, _seed(unit.key), ctx.store,
-                    features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}")
+                    features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key)

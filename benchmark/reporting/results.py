@@ -7,7 +7,7 @@ and the per-utterance predictions, so reports can be rebuilt (`--report-only`) w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 RESULT_FILE = "result.json"
@@ -38,6 +38,8 @@ class UnitResult:
     scores: dict[str, TestScores]  # "best" | "average"
     test_ids: list[str]
     test_labels: list[int]
+    valid: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → {"wa", "ua"} on the valid set, %
+    identity: str = ""  # the unit's key: what it was trained as
 
     @staticmethod
     def from_json(data: dict) -> "UnitResult":

@@ -35,6 +35,7 @@ class Row:
     experiment: ReportedExperiment
     folds: dict[int, UnitResult]
     checkpoints: dict[int, Path] = field(default_factory=dict)  # fold → weights file of the reported checkpoint
+    ran: str = ""  # the upstreams that actually ran, e.g. a demo stand-in spelled out (`outputs.ran_as`)
 
     def scores(self, fold: int):
         return self.folds[fold].scores[self.experiment.checkpoint]

@@ -18,6 +18,7 @@ from ..common.io import atomic_write_figure, atomic_write_text
 from ..data.iemocap import LABELS
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import mean_and_std
+from .results import UnitResult
 from .rows import Row
 from .sections import PAIRWISE_COLUMNS, md_table, pairwise_rows, recall_rows, recall_section, significance_section
 from .stats import Interval, StatsConfig, bootstrap_interval, compare_all
@@ -44,13 +45,15 @@ CI_COLUMNS = ["wa_ci_low", "wa_ci_high", "ua_ci_low", "ua_ci_high"]
 
 
 def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals: dict[int, Interval] | None = None,
-               stats: StatsConfig = StatsConfig()) -> tuple[list[str], list[list[object]]]:
-    """One line per row; with `intervals` (by experiment id), the bootstrap CI columns and their settings."""
+               stats: StatsConfig = StatsConfig(), profile: str = "") -> tuple[list[str], list[list[object]]]:
+    """One line per row; with `intervals` (by experiment id), the bootstrap CI columns and their settings;
+    `upstreams` and `profile` say what actually ran."""
     folds = sorted({k for row in rows for k in row.folds})
     ci = intervals is not None
     header = ["exp", "set", "description", "checkpoint", "folds", "wa_mean", "wa_std", "ua_mean", "ua_std",
               *(CI_COLUMNS if ci else []), "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
-              "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else [])]
+              "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else []),
+              "upstreams", "profile"]
     lines = []
     for row in rows:
         e = row.experiment
@@ -68,13 +71,14 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals
                       f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
                       f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
                       paper_ua if paper_ua is not None else "", *differences,
-                      *([stats.resamples, stats.seed] if ci else [])])
+                      *([stats.resamples, stats.seed] if ci else []), row.ran, profile])
     return header, lines
 
 
 def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
     header = ["exp", "fold", "checkpoint", "split", "split_hash", "n_train", "n_valid", "n_test", "best_epoch",
-              "wa", "ua", "macro_f1", "confusion"]
+              "wa", "ua", "macro_f1", "confusion", "valid_wa_best", "valid_wa_average", "valid_ua_best",
+              "valid_ua_average"]
     lines = []
     for row in rows:
         for k, result in sorted(row.folds.items()):
@@ -82,13 +86,21 @@ def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
             confusion = ";".join(" ".join(map(str, r)) for r in s.confusion)
             lines.append([row.experiment.id, k, row.experiment.checkpoint, result.split, result.split_hash,
                           result.n_train, result.n_valid, result.n_test, result.best_epoch,
-                          f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}", confusion])
+                          f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}", confusion,
+                          *(_valid(result, kind, m) for m in ("wa", "ua") for kind in ("best", "average"))])
     return header, lines
 
 
+def _valid(result: UnitResult, kind: str, metric: str) -> str:
+    """A checkpoint's validation score (%), "" for results recorded before it was kept."""
+    value = result.valid.get(kind, {}).get(metric)
+    return "" if value is None else f"{value:.2f}"
+
+
 def markdown(header: list[str], lines: list[list[object]], title: str, stats: StatsConfig | None = None,
-             sections: tuple[str, ...] = ()) -> str:
-    """The readable table; with `stats`, its CI columns (lines from `table_rows` with intervals) and `sections`."""
+             sections: tuple[str, ...] = (), note: str = "") -> str:
+    """The readable table; with `stats`, its CI columns (lines from `table_rows` with intervals) and `sections`;
+    `note` opens it (the demo profile's warning); what ran for each row follows the table."""
     level = f"{100 * stats.level:g}%" if stats is not None else ""
     names = ["exp", "description"]
     for m in ("WA", "UA"):
@@ -107,7 +119,10 @@ def markdown(header: list[str], lines: list[list[object]], title: str, stats: St
             + (f", the {level} bootstrap confidence interval of that mean ({stats.resamples} resamples of the test "
                f"utterances within each fold, seed {stats.seed})" if stats is not None else "")
             + ", pooled over all test utterances, and the paper's figures.")
-    out = [f"# {title}", "", text, "", md_table(names, [cells(line) for line in lines]), ""]
+    ran = [f"- exp {get['exp']}: {get['upstreams']}" + (f" (profile {get['profile']})" if get["profile"] else "")
+           for get in (dict(zip(header, line)) for line in lines)]
+    out = [f"# {title}", "", *([f"**{note}**", ""] if note else []), text, "",
+           md_table(names, [cells(line) for line in lines]), "", "Upstreams as run:", "", *ran, ""]
     return "\n".join([*out, *sections]).rstrip("\n") + "\n"
 
 
@@ -161,7 +176,8 @@ def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
     atomic_write_figure(path, figure)
 
 
-def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig()) -> Path:
+def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig(),
+                profile: str = "", note: str = "") -> Path:
     """Write `<name>.csv`, `<name>_folds.csv`, `<name>.md`, confusion PNGs and `run.json` atomically.
 
     With them the statistics (`stats` records how they were drawn, also in run.json): `<name>_pairwise.csv`,
@@ -170,7 +186,7 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
     intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), len(LABELS), stats, [stats.seed, 0, r.experiment.id])
                  for r in rows}
     comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
-    header, lines = table_rows(rows, paper_figures(), intervals, stats)
+    header, lines = table_rows(rows, paper_figures(), intervals, stats, profile)
     for row in rows:
         confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
                       f"exp {row.experiment.id}: {row.experiment.description[:48]}")
@@ -183,7 +199,8 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
                                                         recall_rows(rows, intervals)))
     atomic_write_text(out / f"{name}_layers.csv", _csv(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
                                                         "weight"], layer_lines))
-    atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections))
+    atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections,
+                                                   note))
     statistics = asdict(stats) | {
         "interval": "percentile bootstrap of the fold-mean WA/UA, utterances resampled within each fold",
         "wa_test": "exact McNemar, per-utterance correctness pooled over folds",

@@ -18,6 +18,7 @@ from torch import Tensor
 from upstream.interface import Upstream, UpstreamOutput
 
 from ..common.io import atomic_write_bytes
+from ..data.fingerprint import data_fingerprint
 from ..data.iemocap import Utterance
 from .batching import AudioStore, duration_batches, make_batch
 from .device import Precision, autocast
@@ -44,15 +45,6 @@ def weights_fingerprint(upstream: Upstream) -> str:
     for key, value in sorted(upstream.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def data_fingerprint(utterances: Sequence[Utterance]) -> str:
-    """Ids, sizes and modification times of the audio (re-synthesised or edited audio changes it)."""
-    digest = hashlib.sha256()
-    for u in sorted(utterances, key=lambda u: u.id):
-        stat = u.path.stat()
-        digest.update(f"{u.id}|{stat.st_size}|{stat.st_mtime_ns}|{u.text}\n".encode())
     return digest.hexdigest()
 
 

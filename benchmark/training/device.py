@@ -15,6 +15,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_precision(precision: Precision, device_type: str) -> Precision:
+    """The precision "auto" stands for on `device_type` ("cuda": bf16, else float32); others as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device_type == "cuda" else "float32"
+
+
 def autocast(device: torch.device, precision: Precision = "auto") -> ContextManager:
     """bf16 autocast (no loss scaling needed) on CUDA unless "float32", on CPU only for "bf16"."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -31,8 +31,10 @@ from .averaging import RankedCheckpoint, update_top_k
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
 from .cache import FrozenFeatures
 from .checkpoints import load_training_state, save_training_state, save_weights
+from .config import TrainConfig
 from .device import Precision, autocast
 from .model import EmotionModel
+from .schedule import lr_factor, utterances_per_step
 
 RESUME_FILE = "resume.pt"
 LOG_FILE = "log.jsonl"
@@ -41,25 +43,6 @@ LOG_FILE = "log.jsonl"
 def epoch_file(epoch: int) -> str:
     """The file name of an epoch's checkpoint in a unit folder."""
     return f"epoch{epoch:03d}.safetensors"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of one training unit (defaults: frozen upstream, head only)."""
-
-    epochs: int = 20
-    head_lr: float = 1e-3
-    upstream_lr: float = 5e-5
-    finetune_upstream: bool = False
-    freeze_feature_encoder: bool = True
-    max_batch_seconds: float = 60.0
-    eval_batch_seconds: float = 120.0
-    grad_clip: float = 1.0
-    grad_accumulation: int = 1
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.0
-    top_k: int = 5
-    precision: Precision = "auto"
 
 
 @dataclass
@@ -79,14 +62,6 @@ class EpochLog:
 class TrainOutcome:
     top_k: list[RankedCheckpoint]  # best first
     history: list[EpochLog]
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up to 1, then linear decay to 0 at `total_steps` (a function of progress only)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    remaining = max(total_steps - warmup_steps, 1)
-    return max(0.0, 1.0 - (step - warmup_steps) / remaining)
 
 
 def _optimizer(model: EmotionModel, config: TrainConfig) -> torch.optim.Optimizer:
@@ -168,8 +143,10 @@ def load_model_state(model: EmotionModel, state: dict[str, Tensor]) -> None:
         model.load_state_dict(state)
 
 
-def _write_log(unit_dir: Path, history: list[EpochLog]) -> None:
-    atomic_write_text(unit_dir / LOG_FILE, "".join(json.dumps(asdict(e)) + "\n" for e in history))
+def write_log(unit_dir: Path, history: Sequence[EpochLog], checkpoints: Sequence[dict] = ()) -> None:
+    """One line per epoch, then (once tested) one line per reported checkpoint (`"checkpoint": kind`)."""
+    lines = [*(asdict(e) for e in history), *checkpoints]
+    atomic_write_text(unit_dir / LOG_FILE, "".join(json.dumps(line) + "\n" for line in lines))
 
 
 def train_unit(
@@ -182,12 +159,13 @@ def train_unit(
     store: AudioStore,
     features: Sequence[FrozenFeatures] | None = None,
     desc: str = "train",
+    identity: str = "",
 ) -> TrainOutcome:
     """Train on `train_set`, keeping the top-k states by validation accuracy as files in `unit_dir`.
 
     `features` must be given when the upstreams are frozen (their hidden states are read from it).
-    A resume state in `unit_dir` is continued from; the global RNG is restored too, so call this
-    inside `seeding.isolated_rng`. Under torchrun each global batch is shared out among the ranks
+    A resume state in `unit_dir` is continued from when it records the same `identity` (the unit's
+    key); the global RNG is restored too, so call this inside `seeding.isolated_rng`. Under torchrun each global batch is shared out among the ranks
     (see `distributed`); only rank 0 writes files.
     """
     _prepare_upstreams(model, config)
@@ -195,91 +173,119 @@ def train_unit(
     durations = [u.duration for u in train_set]
     ranks = distributed.world()
     main = ranks.is_main
-    batches_per_epoch = len(duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2))
-    total_steps = math.ceil(batches_per_epoch / config.grad_accumulation) * config.epochs
-    warmup = max(1, int(config.warmup_fraction * total_steps))
+    reference_plan = duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2)
+    # DDP averages gradients over ranks, hence × size: the sum over the global batch, per nominal step size
+    weight = ranks.size / utterances_per_step(len(train_set), len(reference_plan), config.grad_accumulation)
     valid_labels = np.array([u.label_index for u in valid_set])
-    top_k: list[RankedCheckpoint] = []
-    history: list[EpochLog] = []
-    start_epoch, step = 1, 0
-    resume = unit_dir / RESUME_FILE
-    if resume.is_file():
-        state = load_training_state(resume, _device(model))
-        load_model_state(model, state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].cpu())
-        if "rng_per_rank" in state:
-            distributed.restore_rng_state(state["rng_per_rank"])
-        elif main:  # an older resume state: rank 0's stream only
-            torch.set_rng_state(state["global_rng"].cpu())
-        start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
-        top_k = [RankedCheckpoint(**entry) for entry in state["top_k"]]
-        history = [EpochLog(**entry) for entry in state["history"]]
-        print(f"{desc}: resuming after epoch {start_epoch - 1}")
+    progress = _resume(unit_dir / RESUME_FILE, identity, model, optimizer, generator, desc)
     trained = distributed.wrap(model if config.finetune_upstream else model.downstream)
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(progress.next_epoch, config.epochs + 1):
         started = time.perf_counter()
-        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2)
+        batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2,
+                                   jitter=config.batch_jitter)
         _set_mode(model, True, config)
         total_loss, hits, seen = 0.0, 0, 0
-        progress = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
-                        disable=None if main else True)
-        for position, indices in enumerate(progress):
+        steps_this_epoch = math.ceil(len(batches) / config.grad_accumulation)
+        bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
+                   disable=None if main else True)
+        for position, indices in enumerate(bar):
             steps_now = (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches)
             rows, real = distributed.my_rows(indices)
             batch = make_batch([train_set[i] for i in rows], store)
             with distributed.no_sync(trained, skip=not steps_now):
-                logits = logits_of(model, batch, features, config.precision, trained)
-                labels = batch.labels.to(logits.device)
-                loss = loss_fn(logits, labels)[:real].sum()  # rows past `real` only fill a short share
-                # DDP averages gradients over ranks: scaled so that the result is the global batch's mean.
-                scale = ranks.size / (len(indices) * config.grad_accumulation)
-                (loss * scale).backward()
-            total_loss += loss.item()
-            hits += int((logits[:real].argmax(-1) == labels[:real]).sum())
-            seen += real
+                loss, correct = _backward(model, batch, real, weight, features, config.precision, trained)
+            total_loss, hits, seen = total_loss + loss, hits + correct, seen + real
             if steps_now:
+                done = (epoch - 1 + (position // config.grad_accumulation) / steps_this_epoch) / config.epochs
+                factor = lr_factor(done, 1 / (steps_this_epoch * config.epochs), config.warmup_fraction)
                 for group in optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
+                    group["lr"] = group["base_lr"] * factor
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                step += 1
+                progress.step += 1
                 fault_point(f"step:{unit_dir}")
-            progress.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", acc=f"{hits / max(seen, 1):.3f}")
+            bar.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", acc=f"{hits / max(seen, 1):.3f}")
         total_loss, hits, seen = distributed.sum_across([total_loss, hits, seen])
         distributed.sync_buffers(model)
         predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
         valid = score(valid_labels, predicted, len(LABELS))
         lrs = [group["lr"] for group in optimizer.param_groups]
-        history.append(EpochLog(
+        progress.history.append(EpochLog(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
             time.perf_counter() - started, padding_ratio(batches, durations),
         ))
-        file = epoch_file(epoch)
-        candidate = RankedCheckpoint(epoch, valid.wa, file, "")
-        new_top_k, entered = update_top_k(top_k, candidate, config.top_k)
-        if entered and main:
-            digest = save_weights(unit_dir / file, model_state(model, config))
-            new_top_k = [RankedCheckpoint(epoch, valid.wa, file, digest) if e is candidate else e for e in new_top_k]
-        top_k = distributed.from_main(new_top_k)
-        rng_per_rank = distributed.per_rank_rng_states()
-        if main:
-            save_training_state(resume, {
-                "model": model_state(model, config), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "global_rng": torch.get_rng_state(), "rng_per_rank": rng_per_rank,
-                "epoch": epoch, "step": step,
-                "top_k": [e.to_dict() for e in top_k], "history": [asdict(e) for e in history],
-            })
-            _write_log(unit_dir, history)
-            _remove_unranked(unit_dir, top_k)
-        print(f"{desc} epoch {epoch}: loss {history[-1].train_loss:.3f}  valid WA {100 * valid.wa:.2f} "
-              f"UA {100 * valid.ua:.2f}  ({history[-1].seconds:.1f} s, padding {100 * history[-1].padding_ratio:.1f} %)")
+        _end_epoch(unit_dir, epoch, valid.wa, model, optimizer, generator, config, progress, identity)
+        print(f"{desc} epoch {epoch}: loss {total_loss / seen:.3f}  valid WA {100 * valid.wa:.2f} "
+              f"UA {100 * valid.ua:.2f}  ({progress.history[-1].seconds:.1f} s, "
+              f"padding {100 * progress.history[-1].padding_ratio:.1f} %)")
     if main:
-        _remove_unranked(unit_dir, top_k)
+        _remove_unranked(unit_dir, progress.top_k)
     distributed.barrier()  # the top-k files are on disk for every rank
-    return TrainOutcome(top_k, history)
+    return TrainOutcome(progress.top_k, progress.history)
+
+
+def _backward(model: EmotionModel, batch: Batch, real: int, weight: float, features: Sequence[FrozenFeatures] | None,
+              precision: Precision, trained: nn.Module) -> tuple[float, int]:
+    """Forward and backward of one micro-batch: the sum of its first `real` rows' losses × `weight`
+    (rows past `real` only fill a short data-parallel share). Returns that loss sum and the hits."""
+    logits = logits_of(model, batch, features, precision, trained)
+    labels = batch.labels.to(logits.device)
+    loss = nn.functional.cross_entropy(logits[:real], labels[:real], reduction="sum")
+    (loss * weight).backward()
+    return loss.item(), int((logits[:real].argmax(-1) == labels[:real]).sum())
+
+
+@dataclass
+class Progress:
+    """Where a unit's training stands: what the resume state holds besides model and optimizer."""
+
+    next_epoch: int = 1
+    step: int = 0
+    top_k: list[RankedCheckpoint] = field(default_factory=list)
+    history: list[EpochLog] = field(default_factory=list)
+
+
+def _resume(path: Path, identity: str, model: EmotionModel, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, desc: str) -> Progress:
+    """Continue from the resume state at `path` when it belongs to this unit (same `identity`)."""
+    if not path.is_file():
+        return Progress()
+    state = load_training_state(path, _device(model))
+    if state.get("identity", "") != identity:
+        print(f"note: {path} belongs to another unit identity ({state.get('identity') or 'unrecorded'}, "
+              f"expected {identity or 'unrecorded'}); training from the start")
+        return Progress()
+    load_model_state(model, state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"].cpu())
+    distributed.restore_rng_state(state["rng_per_rank"])
+    print(f"{desc}: resuming after epoch {int(state['epoch'])}")
+    return Progress(int(state["epoch"]) + 1, int(state["step"]), [RankedCheckpoint(**e) for e in state["top_k"]],
+                    [EpochLog(**e) for e in state["history"]])
+
+
+def _end_epoch(unit_dir: Path, epoch: int, valid_wa: float, model: EmotionModel, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator, config: TrainConfig, progress: Progress, identity: str) -> None:
+    """Top-k bookkeeping and the resume state, in the crash-safe order of the module docstring."""
+    main = distributed.world().is_main
+    file = epoch_file(epoch)
+    candidate = RankedCheckpoint(epoch, valid_wa, file, "")
+    new_top_k, entered = update_top_k(progress.top_k, candidate, config.top_k)
+    if entered and main:
+        digest = save_weights(unit_dir / file, model_state(model, config))
+        new_top_k = [RankedCheckpoint(epoch, valid_wa, file, digest) if e is candidate else e for e in new_top_k]
+    progress.top_k = distributed.from_main(new_top_k)
+    progress.next_epoch = epoch + 1
+    rng_per_rank = distributed.per_rank_rng_states()
+    if main:
+        save_training_state(unit_dir / RESUME_FILE, {
+            "identity": identity, "model": model_state(model, config), "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(), "rng_per_rank": rng_per_rank, "epoch": epoch, "step": progress.step,
+            "top_k": [e.to_dict() for e in progress.top_k], "history": [asdict(e) for e in progress.history],
+        })
+        write_log(unit_dir, progress.history)
+        _remove_unranked(unit_dir, progress.top_k)
 
 
 def _remove_unranked(unit_dir: Path, top_k: Sequence[RankedCheckpoint]) -> None:

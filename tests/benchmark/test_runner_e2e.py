@@ -9,7 +9,8 @@ import pytest
 
 from benchmark.experiments.definitions import Profile
 from benchmark.runner import RunRequest, run
-from benchmark.training.loop import TrainConfig
+from benchmark.training.config import TrainConfig
+from corpus_builder import synthetic_turns, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = TrainConfig(epochs=6, max_batch_seconds=8.0)
@@ -50,3 +51,20 @@ def test_cli_writes_the_csv(tone_corpus, tmp_path):
     rows = _rows(out / "fbank_mean.csv")
     assert rows[0]["fold"] == "3" and 0.0 <= float(rows[0]["wa"]) <= 100.0
     assert "WA" in result.stdout and "UA" in result.stdout
+
+
+def test_two_corpora_into_one_out_never_report_each_others_numbers(tone_corpus, tmp_path):
+    """A partial copy first, then the full corpus, into the same --out: the second run trains its own
+    units and reports its own data's numbers; the first run's units stay reportable under their keys."""
+    partial = write_tree(tmp_path / "partial", [t for i, t in enumerate(synthetic_turns(per_class=4)) if i % 3])
+    profile = Profile(name="quick", frozen=replace(QUICK, epochs=2))
+    shared = RunRequest(data=partial, folds=(1,), out=tmp_path / "shared", profile=profile)
+    first = run(shared).read_text()
+    second = run(replace(shared, data=tone_corpus)).read_text()
+    alone = run(replace(shared, data=tone_corpus, out=tmp_path / "alone")).read_text()
+    assert second == alone and second != first
+    assert len(list((tmp_path / "shared" / "runs" / "fbank").glob("mean-*/fold1/result.json"))) == 2
+    assert run(replace(shared, report_only=True)).read_text() == first
+    n_test = {int(_rows(tmp_path / "shared" / "fbank_mean.csv")[0]["n_test"]), int(_rows(tmp_path / "alone" /
+                                                                                      "fbank_mean.csv")[0]["n_test"])}
+    assert len(n_test) == 2

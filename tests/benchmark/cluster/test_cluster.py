@@ -50,7 +50,7 @@ def test_jobs_with_a_killed_one_resubmitted_give_the_in_process_table(tone_corpu
     assert "fold1: job" in killed.stderr and "run the same command again" in killed.stderr
     assert len(killed.stderr.strip().splitlines()) == 1
     assert not (out / "table1.csv").exists()
-    fold1, fold2 = sorted((out / "runs" / "tiny_hubert").glob("finetune-*/fold*"))
+    fold1, fold2 = sorted((out / "runs" / "tiny_hubert").glob("finetune-*/fold*"), key=lambda p: p.name)
     assert (fold2 / "result.json").is_file() and not (fold1 / "result.json").exists()
     assert (fold1 / "resume.pt").is_file()  # killed mid-way, with its first epoch saved
     assert not list((out / "runs" / "tiny_hubert").glob("ecapa-*"))  # its dependants never started

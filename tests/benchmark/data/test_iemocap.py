@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from corpus_builder import Turn, write_tree
 
 from benchmark.data import iemocap
 from benchmark.data.iemocap import CorpusError
+from corpus_builder import Turn, write_tree
 
 
 def _hand_built_turns() -> list[Turn]:

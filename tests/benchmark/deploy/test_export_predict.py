@@ -12,7 +12,6 @@ import pytest
 import soundfile
 import torch
 import torchaudio
-from corpus_builder import synthetic_turns, write_tree
 
 from benchmark.data import iemocap
 from benchmark.data.iemocap import LABELS
@@ -24,8 +23,10 @@ from benchmark.reporting.results import load_result
 from benchmark.runner import RunRequest, run
 from benchmark.training.batching import AudioStore, make_batch
 from benchmark.training.cache import FrozenFeatures
-from benchmark.training.loop import TrainConfig, logits_of
+from benchmark.training.config import TrainConfig
+from benchmark.training.loop import logits_of
 from benchmark.training.model import EmotionModel
+from corpus_builder import synthetic_turns, write_tree
 from downstream.ecapa import EcapaConfig
 from downstream.model import DownstreamConfig
 from run_benchmark import main
@@ -251,7 +252,7 @@ def test_export_and_load_errors_are_one_clear_line(run_dir, exported, tmp_path, 
         return ["export", "--run", str(run), "--experiment", str(experiment), "--fold", str(fold), "--to", str(to)]
 
     assert "does not exist" in fails(*export(tmp_path / "nope", 9))
-    assert "no finished result for experiment 9 fold 2" in fails(*export(run_dir, 9, fold=2))
+    assert "run.json records no run of fold 2 (folds: 1)" in fails(*export(run_dir, 9, fold=2))
     only_table, two_recipes = tmp_path / "only_table", tmp_path / "two_recipes"
     only_table.mkdir(), two_recipes.mkdir()
     (only_table / "run.json").write_bytes((run_dir / "run.json").read_bytes())

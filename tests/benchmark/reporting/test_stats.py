@@ -1,7 +1,7 @@
 """Statistics of the report: bootstrap intervals, paired tests, Holm, layer weights, and their outputs."""
 import csv
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from benchmark.common.config import ConfigError
+from benchmark.data import iemocap, splits
+from benchmark.data.fingerprint import fold_fingerprint
 from benchmark.experiments.definitions import ExperimentConfig, Profile
 from benchmark.experiments.plan import RunSettings, unit_for
+from benchmark.reporting import results
 from benchmark.reporting.layers import read_layer_weights
 from benchmark.reporting.metrics import score
-from benchmark.reporting import results
 from benchmark.reporting.results import RESULT_FILE, UnitResult
 from benchmark.reporting.sections import check_compare, comparison_text
 from benchmark.reporting.stats import (
@@ -280,20 +282,26 @@ def test_comparison_text_and_compare_checks(table):
         check_compare((3, 8), [3, 5])
 
 
-def test_compare_through_the_runner_in_report_only_mode(table, tmp_path, capsys):
-    """Saved results of rows 9 and 10 (no data, no training): --report-only --compare prints the matrix."""
-    _, rows = table
+def test_compare_through_the_runner_in_report_only_mode(tone_corpus, tmp_path, capsys):
+    """Saved results of rows 9 and 10 on the tone corpus' folds (no training): --report-only --compare
+    prints the matrix."""
     request = RunRequest(table=1, experiments=(9, 10), compare=(10, 9), folds=(1, 2), out=tmp_path,
-                         profile=Profile(name="quick"), report_only=True)
-    settings = RunSettings(request.profile, request.seed, request.split)
+                         data=tone_corpus, profile=Profile(name="quick"), report_only=True)
+    folds = {f.index: f for f in splits.folds(iemocap.load(tone_corpus), "superb", (1, 2))}
+    settings = RunSettings(Profile(name="quick").resolved_for("cpu"), request.seed, request.split,
+                           fold_data={k: fold_fingerprint(f) for k, f in folds.items()})
     from benchmark.experiments.definitions import load_table, select
 
-    for e, row in zip(select(load_table(1), (9, 10)), rows[1:]):
-        for k, result in row.folds.items():
+    rng = np.random.default_rng(1)
+    for e, accuracy in zip(select(load_table(1), (9, 10)), (0.9, 0.4)):
+        for k, fold in folds.items():
+            labels = np.array([u.label_index for u in fold.test])
+            predictions = np.where(rng.random(len(labels)) < accuracy, labels, (labels + 1) % 4)
+            result = replace(unit_result(k, labels, predictions), split_hash=fold.split_hash,
+                             test_ids=[u.id for u in fold.test])
             directory = unit_for(e, k, settings).directory(tmp_path)
             directory.mkdir(parents=True)
-            (directory / RESULT_FILE).write_text(json.dumps(result.__dict__ | {
-                "scores": {kind: s.__dict__ for kind, s in result.scores.items()}}))
+            (directory / RESULT_FILE).write_text(json.dumps(asdict(result)))
     run(request)
     printed = capsys.readouterr().out
     assert "Holm over 1 pair(s)" in printed and "exp 10" in printed

@@ -1,20 +1,26 @@
 """Training engine: top-k files, resume after a crash, determinism, feature cache, stage reuse."""
+import copy
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import benchmark.training.loop as train_module
+from benchmark.common.seeding import isolated_rng
 from benchmark.data import iemocap
 from benchmark.data.demo import ensure_demo_corpus, tiny_config
 from benchmark.experiments.definitions import Profile
 from benchmark.runner import RunRequest, run
-from benchmark.training.batching import AudioStore, make_batch
+from benchmark.training.batching import AudioStore, duration_batches, make_batch
 from benchmark.training.cache import FrozenFeatures
-from benchmark.training.loop import TrainConfig
+from benchmark.training.config import TrainConfig
+from benchmark.training.model import EmotionModel
 from downstream.ecapa import EcapaConfig
+from downstream.model import DownstreamConfig
 from upstream import build_upstream
 
 FROZEN = TrainConfig(epochs=6, head_lr=1e-3, max_batch_seconds=8.0, top_k=3)
@@ -36,7 +42,9 @@ def _unit(out: Path, upstream: str, unit: str) -> Path:
 
 
 def _log(unit_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (unit_dir / "log.jsonl").read_text().splitlines()]
+    """The per-epoch lines of a unit's log (the tested checkpoints' lines follow them)."""
+    lines = [json.loads(line) for line in (unit_dir / "log.jsonl").read_text().splitlines()]
+    return [line for line in lines if "checkpoint" not in line]
 
 
 def test_top_k_checkpoints_on_disk_are_the_k_best_epochs(tone_corpus, tmp_path):
@@ -159,3 +167,75 @@ def test_bf16_frozen_stage_trains_close_to_float32(tone_corpus, tmp_path):
         results[precision] = json.loads((unit / "result.json").read_text())["scores"]["average"]["wa"]
     assert results["bf16"] > 50.0 and abs(results["bf16"] - results["float32"]) <= 15.0, results
 
+
+
+def test_every_utterance_weighs_the_same_in_the_accumulated_gradient(tone_corpus, tmp_path):
+    """Duration batches of 2–6 utterances, accumulated into one optimizer step: the gradient is that of
+    the mean per-utterance loss over all of them (a per-batch mean would weigh utterances of small
+    batches, i.e. long ones, more)."""
+    train = [u for u in iemocap.load(tone_corpus) if u.session != 1][:30]
+    valid = [u for u in iemocap.load(tone_corpus) if u.session == 1][:6]
+    store, upstream = AudioStore(), build_upstream("fbank")
+    features = FrozenFeatures(upstream, store, layers="last")
+    features.precompute([*train, *valid])
+    batches = duration_batches([u.duration for u in train], 4.0, None, min_batch_size=2)
+    assert len({len(b) for b in batches}) > 1  # batches of different sizes
+    config = TrainConfig(epochs=1, max_batch_seconds=4.0, grad_clip=1e9, grad_accumulation=len(batches),
+                         batch_jitter=0.0, top_k=1)
+    with isolated_rng(0):
+        model = EmotionModel([upstream], DownstreamConfig(aggregator="mean"), stored_layers=[1])
+    reference = copy.deepcopy(model)
+    steps: list[list[torch.Tensor]] = []
+    handle = register_optimizer_step_pre_hook(
+        lambda optimizer, *_: steps.append([p.grad.clone() for p in optimizer.param_groups[0]["params"]]))
+    try:
+        with isolated_rng(0) as generator:
+            train_module.train_unit(model, train, valid, config, tmp_path, generator, store, [features])
+    finally:
+        handle.remove()
+    assert len(steps) == 1
+    losses = [torch.nn.functional.cross_entropy(reference.downstream([features.outputs([u.id])]),
+                                                torch.tensor([u.label_index])) for u in train]
+    torch.stack(losses).mean().backward()
+    for accumulated, parameter in zip(steps[0], reference.downstream.parameters(), strict=True):
+        torch.testing.assert_close(accumulated, parameter.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_resume_state_of_another_unit_is_not_continued(tone_corpus, tmp_path, capsys):
+    """`resume.pt` records the unit's key: one copied from another unit is ignored, training starts afresh."""
+    request = _request(tone_corpus, tmp_path / "fresh", upstream="fbank")
+    run(request)
+    expected = json.loads((_unit(tmp_path / "fresh", "fbank", "mean") / "result.json").read_text())
+    other = _request(tone_corpus, tmp_path / "other", upstream="fbank", seed=5)
+    with pytest.MonkeyPatch.context() as patch:
+        _crash_after_first_epoch(patch)
+        with pytest.raises(KeyboardInterrupt):
+            run(other)
+    stray = _unit(tmp_path / "other", "fbank", "mean") / "resume.pt"
+    target = _request(tone_corpus, tmp_path / "target", upstream="fbank")
+    unit_dir = tmp_path / "target" / _unit(tmp_path / "fresh", "fbank", "mean").relative_to(tmp_path / "fresh")
+    unit_dir.mkdir(parents=True)
+    shutil.copy(stray, unit_dir / "resume.pt")
+    capsys.readouterr()
+    run(target)
+    assert "belongs to another unit identity" in capsys.readouterr().out
+    result = json.loads((unit_dir / "result.json").read_text())
+    assert result == expected and result["identity"] == unit_dir.parent.name.split("-")[1]
+
+
+def test_both_checkpoints_are_scored_on_the_validation_set_too(tone_corpus, tmp_path):
+    run(_request(tone_corpus, tmp_path, upstream="fbank"))
+    unit_dir = _unit(tmp_path, "fbank", "mean")
+    result = json.loads((unit_dir / "result.json").read_text())
+    epochs = {e["epoch"]: e for e in _log(unit_dir)}
+    best = result["best_epoch"]
+    assert result["valid"]["best"]["wa"] == pytest.approx(100 * epochs[best]["valid_wa"])
+    assert result["valid"]["best"]["ua"] == pytest.approx(100 * epochs[best]["valid_ua"])
+    assert 0.0 <= result["valid"]["average"]["wa"] <= 100.0
+    lines = [json.loads(line) for line in (unit_dir / "log.jsonl").read_text().splitlines()]
+    assert [line.get("checkpoint") for line in lines[-2:]] == ["best", "average"]
+    assert lines[-1]["epochs"] == result["top_k_epochs"] and lines[-1]["valid_wa"] == result["valid"]["average"]["wa"]
+    rows = (tmp_path / "fbank_mean.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    average_fold1 = dict(zip(header, next(r for r in rows if ",average,1," in r).split(",")))
+    assert float(average_fold1["valid_wa"]) == pytest.approx(result["valid"]["average"]["wa"], abs=0.01)

@@ -1,0 +1,179 @@
+"""What a finished run writes: the table (`table1.csv` and companions) or the one-recipe CSV and JSON,
+each with the provenance that says what produced it.
+
+Every result is checked against the corpus the run points at before it is reported: a unit's
+recorded split hash and test utterances must be those of the current fold.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from upstream import get_spec
+
+from .common.io import atomic_write_text
+from .data.splits import Fold
+from .experiments.definitions import ExperimentConfig, Profile
+from .experiments.plan import RunSettings, Unit, unit_for
+from .experiments.stages import checkpoint_file
+from .reporting.metrics import mean_and_std
+from .reporting.results import CHECKPOINT_KINDS, UnitResult, load_result
+from .reporting.rows import Row
+from .reporting.sections import comparison_text
+from .reporting.tables import write_table
+from .training import distributed
+
+RECIPE_COLUMNS = ("upstream", "downstream", "stage", "checkpoint", "fold", "split", "split_hash", "n_train",
+                  "n_valid", "n_test", "best_epoch", "wa", "ua", "macro_f1", "valid_wa", "valid_ua", "upstreams_run",
+                  "profile")
+
+
+@dataclass(frozen=True)
+class CorpusRead:
+    """The data a run reports on: per fold the fingerprint its units are keyed by, the folds themselves
+    when the corpus was read (None: `--report-only` on the record of a previous run, see
+    `recorded_corpus`), and the fingerprint of the corpus' files."""
+
+    fold_data: dict[int, str]
+    folds: dict[int, Fold] | None
+    fingerprint: str
+
+
+def record_path(out: Path, table_name: str, recipe_stem: str) -> Path:
+    return out / ("run.json" if table_name else f"{recipe_stem}.json")
+
+
+def recorded_corpus(path: Path, folds: tuple[int, ...]) -> CorpusRead:
+    """The data that the run recorded in `path` was trained on, for `--report-only` without the corpus."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fold_data = {int(k): str(v) for k, v in record["fold_data"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise FileNotFoundError(f"{path}: no record of a run with its data fingerprints; pass --data (the corpus "
+                                "the units were trained on) to report them") from None
+    missing = [k for k in folds if k not in fold_data]
+    if missing:
+        raise FileNotFoundError(f"{path}: records folds {','.join(map(str, sorted(fold_data)))}, not fold {missing[0]}; "
+                                "pass --data to report other folds")
+    return CorpusRead({k: fold_data[k] for k in folds}, None, str(record.get("data_fingerprint", "")))
+
+
+def ran_as(branch: str, profile: Profile, ckpt: str | None = None) -> str:
+    """What actually ran for a paper branch name: `facebook/hubert-large-ll60k`, or a stand-in spelled out,
+    e.g. `tiny_hubert (random init (seed 0), transformers hubert architecture; demo stand-in for hubert)`."""
+    name = profile.resolve(branch)
+    spec = get_spec(name)
+    if ckpt:
+        base = f"{name} from {ckpt}"
+    else:
+        base = spec.source if spec.backend == "transformers" and spec.source else name
+    details = [spec.source] if base == name and spec.source else []
+    if name != branch:
+        details.append(f"{profile.name} stand-in for {branch}")
+    return f"{base} ({'; '.join(details)})" if details else base
+
+
+def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitResult], ran: str, profile: str) -> str:
+    stage = "finetune" if experiment.is_finetune_row else "frozen"
+    lines = [",".join(RECIPE_COLUMNS)]
+    quoted = f'"{ran}"' if "," in ran else ran
+    for kind in CHECKPOINT_KINDS:
+        for r in results:
+            s, valid = r.scores[kind], r.valid.get(kind, {})
+            lines.append(",".join(str(v) for v in (
+                upstream, experiment.aggregator, stage, kind, r.fold, r.split, r.split_hash, r.n_train, r.n_valid,
+                r.n_test, r.best_epoch, f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}",
+                f"{valid.get('wa', float('nan')):.2f}", f"{valid.get('ua', float('nan')):.2f}", quoted, profile)))
+    for kind in CHECKPOINT_KINDS:
+        stats = [mean_and_std([getattr(r.scores[kind], m) for r in results]) for m in ("wa", "ua", "macro_f1")]
+        for name, index in (("mean", 0), ("std", 1)):
+            lines.append(",".join([upstream, experiment.aggregator, stage, kind, name, *[""] * 6,
+                                   *(f"{stat[index]:.2f}" for stat in stats), "", "", quoted, profile]))
+    return "\n".join(lines) + "\n"
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments: list[ExperimentConfig],
+               settings: RunSettings, units: list[Unit], corpus: CorpusRead) -> dict:
+    import numpy
+    import speechbrain
+    import transformers
+
+    return {
+        "request": json.loads(json.dumps(request, default=str)),
+        "profile": asdict(profile),
+        "experiments": [asdict(e) for e in experiments],
+        "units": {str(unit.directory(out).relative_to(out)): unit.key for unit in units},
+        "data_fingerprint": corpus.fingerprint,
+        "fold_data": {str(k): v for k, v in settings.fold_data.items()},
+        "git_commit": _git_commit(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                     "transformers": transformers.__version__, "speechbrain": speechbrain.__version__},
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
+        "data_parallel_processes": distributed.world().size,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def checked_result(unit_dir: Path, experiment: ExperimentConfig, index: int, fold: Fold | None) -> UnitResult:
+    """The finished result in `unit_dir`, which must have been computed on `fold` as the corpus has it now."""
+    result = load_result(unit_dir)
+    if result is None:
+        raise FileNotFoundError(f"{unit_dir}: no finished result for experiment {experiment.id} fold {index} "
+                                "on this corpus; run without --report-only first")
+    if fold is not None and (result.split_hash != fold.split_hash or result.test_ids != [u.id for u in fold.test]):
+        raise ValueError(f"{unit_dir}: its result was computed on other data (split hash {result.split_hash}, "
+                         f"this corpus' fold {fold.index}: {fold.split_hash}); delete the folder to retrain it")
+    return result
+
+
+def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str,
+           experiments: list[ExperimentConfig], settings: RunSettings, units: list[Unit], corpus: CorpusRead,
+           compare: tuple[int, ...] = ()) -> Path:
+    """Write the table (or the one-recipe CSV + JSON) of the finished units; returns the main CSV."""
+    rows = []
+    ckpt = request.get("upstream_ckpt")
+    for experiment in experiments:
+        results = {}
+        for k in corpus.fold_data:
+            fold = corpus.folds[k] if corpus.folds is not None else None
+            results[k] = checked_result(unit_for(experiment, k, settings).directory(out), experiment, k, fold)
+        checkpoints = {k: checkpoint_file(unit_for(experiment, k, settings).directory(out), result,
+                                          experiment.checkpoint) for k, result in results.items()}
+        ran = " + ".join(ran_as(b, profile, ckpt) for b in experiment.branches)
+        rows.append(Row(experiment, results, checkpoints, ran))
+    record = provenance(request, out, profile, experiments, settings, units, corpus)
+    if not table_name:
+        upstream = profile.resolve(request["upstream"])
+        stem = f"{upstream.replace(':', '_')}_{request['downstream']}"
+        path = out / f"{stem}.csv"
+        folds = list(rows[0].folds.values())
+        atomic_write_text(out / f"{stem}.json", json.dumps(record | {"folds": [asdict(r) for r in folds]},
+                                                           indent=1, default=str) + "\n")
+        atomic_write_text(path, recipe_csv(experiments[0], upstream, folds, rows[0].ran, profile.name))
+        for kind in CHECKPOINT_KINDS:
+            wa, ua = (mean_and_std([getattr(r.scores[kind], m) for r in folds])[0] for m in ("wa", "ua"))
+            print(f"{stem} [{kind}]: mean over {len(folds)} fold(s): WA {wa:.2f}  UA {ua:.2f}")
+    else:
+        path = write_table(out, table_name, rows, record, profile=profile.name, note=profile.note)
+        for row in rows:
+            wa = mean_and_std([row.scores(k).wa for k in row.folds])[0]
+            ua = mean_and_std([row.scores(k).ua for k in row.folds])[0]
+            print(f"exp {row.experiment.id:2d}: WA {wa:6.2f}  UA {ua:6.2f}  {row.experiment.description}")
+        if compare:
+            print(comparison_text([next(r for r in rows if r.experiment.id == i) for i in compare]))
+    print(f"→ {path}")
+    return path
