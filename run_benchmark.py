@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upstream", default="fbank",
                         help="one recipe: registered upstream name (see --list-upstreams); default fbank")
     parser.add_argument("--downstream", default="mean", help="one recipe: aggregator mean | ecapa; default mean")
+    parser.add_argument("--input-norm", default="auto",
+                        help="one recipe: normalisation of the upstream's features, auto | none | global | sentence | "
+                             "sentence_mean (default auto: fbank standardised with global statistics, SSL and text "
+                             "features as they are)")
     parser.add_argument("--profile", default=None,
                         help="demo | paper | a profile YAML file (default: demo on the demo corpus, paper with --data)")
     parser.add_argument("--report-only", action="store_true",
@@ -154,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         launcher=args.launcher,
         slurm=slurm if args.launcher == "slurm" else None,
+        input_norm=args.input_norm,
     )
     if not distributed.init_from_env().is_main:  # under torchrun rank 0 alone reports progress
         sys.stdout = open(os.devnull, "w")

@@ -96,20 +96,56 @@ def plain_loop(fold: splits.Fold, features: dict[str, torch.Tensor], ecapa: Ecap
     return {"wa": 100 * s.wa, "ua": 100 * s.ua}
 
 
-def ours(data: Path | None, profile: Profile, folds: tuple[int, ...], out: Path) -> dict[int, dict[str, float]]:
+def ours(data: Path | None, profile: Profile, folds: tuple[int, ...], out: Path,
+         input_norm: str = "auto") -> dict[int, dict[str, float]]:
     """Per fold, test UA/WA of our fbank → ECAPA recipe's best and averaged checkpoints."""
-    csv_path = run(RunRequest(upstream="fbank", downstream="ecapa", data=data, folds=folds, out=out, profile=profile))
+    csv_path = run(RunRequest(upstream="fbank", downstream="ecapa", data=data, folds=folds, out=out, profile=profile,
+                              input_norm=input_norm))
     assert csv_path is not None
     record = json.loads(csv_path.with_suffix(".json").read_text())
     return {r["fold"]: {f"{m}_{kind}": r["scores"][kind][m] for kind in ("best", "average") for m in ("wa", "ua")}
             for r in record["folds"]}
 
 
-VARIANTS = {  # one setting of ours changed at a time (frozen stage), to see what makes a difference
+VARIANTS = {  # one setting of ours changed at a time (frozen stage, or the input normalisation)
     "default": {},
     "no_jitter": {"batch_jitter": 0.0},
-    "constant_lr": {"warmup_fraction": 0.0},
+    "no_warmup": {"warmup_fraction": 0.0},
+    "top_k_1": {"top_k": 1},
+    "sentence_mean_norm": {"input_norm": "sentence_mean"},
 }
+
+
+def compare(data: Path | None, profile_name: str, folds: tuple[int, ...], out: Path, epochs: int | None = None,
+            variants: list[str] | None = None) -> tuple[str, dict]:
+    """The markdown table (UA per fold and mean) of the plain loop and our variants, and the figures."""
+    profile = load_profile(profile_name)
+    epochs = epochs or profile.frozen.epochs
+    profile = replace(profile, frozen=replace(profile.frozen, epochs=epochs))
+    utterances = iemocap.load(corpus_dir(RunRequest(data=data, folds=folds)), strict=False)
+    split_folds = splits.folds(utterances, "superb", folds)
+    started = time.perf_counter()
+    features = fbank_features([u for f in split_folds for u in (*f.train, *f.test)], AudioStore())
+    plain = {f.index: plain_loop(f, features, profile.ecapa, epochs) for f in split_folds}
+    results: dict = {"plain": plain, "epochs": epochs, "profile": asdict(profile),
+                     "plain_seconds": time.perf_counter() - started}
+    rows = [["plain speechbrain loop (last epoch)", *(f"{plain[k]['ua']:.2f}" for k in folds),
+             f"{np.mean([plain[k]['ua'] for k in folds]):.2f}"]]
+    for name in variants or ["default"]:
+        changes = dict(VARIANTS[name])
+        input_norm = changes.pop("input_norm", "auto")
+        variant = replace(profile, frozen=replace(profile.frozen, **changes))
+        scores = ours(data, variant, folds, out / name, input_norm)
+        results[name] = scores
+        for kind in ("best", "average"):
+            rows.append([f"ours [{name}] ({kind})", *(f"{scores[k][f'ua_{kind}']:.2f}" for k in folds),
+                         f"{np.mean([scores[k][f'ua_{kind}'] for k in folds]):.2f}"])
+    header = ["UA %", *(f"fold {k}" for k in folds), "mean"]
+    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                       *("| " + " | ".join(r) + " |" for r in rows)])
+    atomic_write_text(out / "accuracy.json", json.dumps(results, indent=1, default=str) + "\n")
+    atomic_write_text(out / "accuracy.md", table + "\n")
+    return table, results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,33 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="settings of ours to compare (repeatable; default: default)")
     args = parser.parse_args(argv)
     folds = tuple(int(k) for k in args.folds.split(","))
-    profile = load_profile(args.profile)
-    epochs = args.epochs or profile.frozen.epochs
-    profile = replace(profile, frozen=replace(profile.frozen, epochs=epochs))
-    request = RunRequest(data=args.data, folds=folds)
-    utterances = iemocap.load(corpus_dir(request), strict=False)
-    split_folds = splits.folds(utterances, "superb", folds)
-    store = AudioStore()
-    started = time.perf_counter()
-    features = fbank_features([u for f in split_folds for u in (*f.train, *f.test)], store)
-    plain = {f.index: plain_loop(f, features, profile.ecapa, epochs) for f in split_folds}
-    plain_s = time.perf_counter() - started
-    rows = [["plain speechbrain loop (last epoch)", *(f"{plain[k]['ua']:.2f}" for k in folds),
-             f"{np.mean([plain[k]['ua'] for k in folds]):.2f}"]]
-    results = {"plain": plain, "epochs": epochs, "profile": asdict(profile), "plain_seconds": plain_s}
-    for name in args.variant or ["default"]:
-        variant = replace(profile, frozen=replace(profile.frozen, **VARIANTS[name]))
-        scores = ours(args.data, variant, folds, args.out / name)
-        results[name] = scores
-        for kind in ("best", "average"):
-            rows.append([f"ours [{name}] ({kind})", *(f"{scores[k][f'ua_{kind}']:.2f}" for k in folds),
-                         f"{np.mean([scores[k][f'ua_{kind}'] for k in folds]):.2f}"])
-    header = ["UA %", *(f"fold {k}" for k in folds), "mean"]
-    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                       *("| " + " | ".join(r) + " |" for r in rows)])
+    table, _ = compare(args.data, args.profile, folds, args.out, args.epochs, args.variant)
     print(table)
-    atomic_write_text(args.out / "accuracy.json", json.dumps(results, indent=1, default=str) + "\n")
-    atomic_write_text(args.out / "accuracy.md", table + "\n")
     return 0
 
 

@@ -6,6 +6,7 @@ Sections (each a group of rows of results/perf.csv; `--skip` / `--only` choose):
             (tiny_hubert; base-sized randomly initialised HuBERT, 95M parameters)
   s3prl     ours vs s3prl's own emotion recipe: time per step, whole run, peak RSS
   demo      `make demo` end to end (in a fresh copy of the working tree): wall time, peak RSS
+  accuracy  test UA of our fbank → ECAPA recipe vs a plain speechbrain ECAPA loop, demo corpus, 5 folds
 
 Columns: metric, ours, reference, ratio (= reference / ours: above 1, ours is faster / smaller /
 less padded), target, met. Timings on shared machines are noisy: only the ratios of figures taken
@@ -28,11 +29,11 @@ import torch
 
 from benchmark.common.io import atomic_write_text
 
-from . import cache_vs_recompute, demo_e2e, padding, s3prl_side_by_side
+from . import accuracy, cache_vs_recompute, demo_e2e, padding, s3prl_side_by_side
 from .measure import Row, failed_row, format_table, write_csv
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("padding", "cache", "s3prl", "demo")
+SECTIONS = ("padding", "cache", "s3prl", "demo", "accuracy")
 CACHE_TARGET_X = 10.0  # base-sized upstream: cached step ≥ 10x faster
 S3PRL_TARGET_X = 2.0
 PADDING_TARGET_PCT = 15.0
@@ -114,12 +115,28 @@ def demo_rows(details: dict, work: Path) -> list[Row]:
                 d.result.peak_rss_mb <= DEMO_TARGET_RSS_MB)]
 
 
+def accuracy_rows(details: dict, work: Path) -> list[Row]:
+    """Mean test UA over the 5 demo folds: ours (best and averaged checkpoints) vs the plain loop. Here the
+    ratio (plain / ours) at or below 1 means ours is at least as accurate."""
+    table, results = accuracy.compare(None, "demo", (1, 2, 3, 4, 5), work / "accuracy")
+    details["accuracy"] = {"table": table, **results}
+    plain = sum(r["ua"] for r in results["plain"].values()) / len(results["plain"])
+    rows = []
+    for kind in ("best", "average"):
+        ours = sum(r[f"ua_{kind}"] for r in results["default"].values()) / len(results["default"])
+        rows.append(Row(f"accuracy_ua.fbank_ecapa.{kind}", ours, plain, "ours >= plain loop", ours >= plain,
+                        note="mean test UA %, 5 demo folds; reference: plain speechbrain ECAPA loop, last epoch"))
+    return rows
+
+
 FAILED_ROWS = {
     "padding": [("padding_pct", f"ours <= {PADDING_TARGET_PCT:g}")],
     "cache": [("frozen_step_s", f"ratio >= {CACHE_TARGET_X:g}")],
     "s3prl": [("s3prl_recipe.step_s_per_32_utts", f"ratio >= {S3PRL_TARGET_X:g}"),
               ("s3prl_recipe.peak_rss_mb", "ratio > 1")],
     "demo": [("make_demo.wall_s", f"ours <= {DEMO_TARGET_S:g}"), ("make_demo.peak_rss_mb", f"ours <= {DEMO_TARGET_RSS_MB:g}")],
+    "accuracy": [("accuracy_ua.fbank_ecapa.best", "ours >= plain loop"), ("accuracy_ua.fbank_ecapa.average",
+                                                                          "ours >= plain loop")],
 }
 
 
@@ -151,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": lambda d: cache_rows(d, args.upstreams),
         "s3prl": lambda d: s3prl_rows(d, args.work, args.s3prl_steps),
         "demo": lambda d: demo_rows(d, args.work),
+        "accuracy": lambda d: accuracy_rows(d, args.work),
     }
     rows: list[Row] = []
     details: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_before": os.getloadavg(),

@@ -65,6 +65,7 @@ class RunRequest:
     launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
     slurm: SlurmOptions | None = None
     device: str | None = None  # where the units run ("cuda" | "cpu"); None: this machine's (CUDA when present)
+    input_norm: str = "auto"  # one recipe: normalisation of the upstream's features (ExperimentConfig.input_norm)
 
 
 def resolve_profile(request: RunRequest) -> Profile:
@@ -76,8 +77,8 @@ def resolve_profile(request: RunRequest) -> Profile:
     else:
         profile = load_profile(request.profile or ("demo" if request.data is None else "paper"))
     if request.epochs is not None:
-        profile = replace(profile, finetune=replace(profile.finetune, epochs=request.epochs),
-                          frozen=replace(profile.frozen, epochs=request.epochs))
+        epochs = request.epochs
+        profile = profile.with_training(lambda c: replace(c, epochs=epochs))
     if request.upstream_ckpt and request.upstream in profile.upstreams:
         profile = replace(profile, upstreams={k: v for k, v in profile.upstreams.items() if k != request.upstream})
     return profile.resolved_for(request.device or default_device().type)
@@ -87,7 +88,8 @@ def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) ->
     """The one-row experiment behind `--upstream X --downstream Y`."""
     name = profile.resolve(request.upstream)
     return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
-                            finetune=(trainable,), aggregator=request.downstream)  # type: ignore[arg-type]
+                            finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
+                            input_norm=request.input_norm)
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
@@ -109,6 +111,8 @@ def _experiments(request: RunRequest, profile: Profile) -> tuple[str, list[Exper
     if request.table is not None or request.experiments or request.compare:
         if request.upstream_ckpt:
             raise ConfigError("--upstream-ckpt applies to one upstream: use it with --upstream, not with a table")
+        if request.input_norm != "auto":
+            raise ConfigError("--input-norm applies to one recipe: a table's rows set input_norm in their files")
         experiments = load_table(request.table or 1)
         experiments = select(experiments, request.experiments) if request.experiments else experiments
         check_compare(request.compare, [e.id for e in experiments])

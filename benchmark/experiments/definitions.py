@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from downstream.ecapa import EcapaConfig
 from downstream.normalization import INPUT_NORMS
@@ -61,11 +61,17 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class Profile:
-    """How paper names map to registered upstreams, and the training settings of both stages."""
+    """How paper names map to registered upstreams, and the training settings of both stages.
+
+    `finetune_per_upstream`: complete stage-1 settings for particular registered upstreams (keys not
+    given take `TrainConfig`'s defaults), e.g. a random-initialised stand-in that needs a higher rate
+    than a pretrained model; every other upstream is fine-tuned with `finetune`.
+    """
 
     name: str
     upstreams: dict[str, str] = field(default_factory=dict)
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(finetune_upstream=True))
+    finetune_per_upstream: dict[str, TrainConfig] = field(default_factory=dict)
     frozen: TrainConfig = field(default_factory=TrainConfig)
     ecapa: EcapaConfig = field(default_factory=EcapaConfig)
     cache_dtype: Literal["float16", "float32"] = "float16"
@@ -74,15 +80,26 @@ class Profile:
     def __post_init__(self) -> None:
         if not self.finetune.finetune_upstream or self.frozen.finetune_upstream:
             raise ValueError("finetune.finetune_upstream must be true and frozen.finetune_upstream false")
+        for name, config in self.finetune_per_upstream.items():
+            if not config.finetune_upstream:
+                raise ValueError(f"finetune_per_upstream.{name}.finetune_upstream must be true")
 
     def resolve(self, name: str) -> str:
         return self.upstreams.get(name, name)
 
+    def finetune_for(self, upstream: str) -> TrainConfig:
+        """Stage-1 settings of the registered upstream `upstream`."""
+        return self.finetune_per_upstream.get(upstream, self.finetune)
+
+    def with_training(self, change: Callable[[TrainConfig], TrainConfig]) -> Profile:
+        """This profile with `change` applied to every training config (both stages, per-upstream ones too)."""
+        return replace(self, finetune=change(self.finetune), frozen=change(self.frozen),
+                       finetune_per_upstream={k: change(v) for k, v in self.finetune_per_upstream.items()})
+
     def resolved_for(self, device_type: str) -> Profile:
         """This profile with "auto" precisions made concrete for the device the units run on, so that a
         unit's key says whether it trains in float32 or bf16."""
-        return replace(self, finetune=replace(self.finetune, precision=resolve_precision(self.finetune.precision, device_type)),
-                       frozen=replace(self.frozen, precision=resolve_precision(self.frozen.precision, device_type)))
+        return self.with_training(lambda c: replace(c, precision=resolve_precision(c.precision, device_type)))
 
 
 def load_profile(name: str) -> Profile:

@@ -99,7 +99,8 @@ def branch_norms(experiment: ExperimentConfig, names: tuple[str, ...]) -> tuple[
 
 
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
-    identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer, asdict(settings.profile.finetune),
+    identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
+                asdict(settings.profile.finetune_for(upstream)),
                 settings.seed, settings.split, settings.data_key(fold), _pipeline(upstream)]
     return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity))
 

@@ -181,7 +181,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
         return build_unit_model(unit, ctx.out, ctx.profile, ctx.build)
 
     if isinstance(unit, FinetuneUnit):
-        return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune, _seed(unit.key), ctx.store,
+        return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
+                        _seed(unit.key), ctx.store,
                         desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key)
     layers = unit_layers(unit)
 
