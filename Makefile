@@ -16,7 +16,7 @@ $(STAMP): setup.py constraints.txt
 venv: $(STAMP)
 
 demo: venv
-	$(PY) run_benchmark.py --table 1 --profile demo --out results
+	$(PY) run_benchmark.py --table 1 --profile demo --out results --jobs 2
 
 # pytest's exit code 5 (no test collected) is a failure here.
 test: venv

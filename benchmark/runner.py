@@ -20,6 +20,7 @@ from tqdm import tqdm
 from upstream import get_spec
 
 from .cluster.launch import SlurmOptions, check_slurm, job_device, launch
+from .cluster.pool import run_in_processes
 from .common.config import ConfigError
 from .common.io import check_writable_dir
 from .common.lock import run_lock
@@ -66,6 +67,7 @@ class RunRequest:
     slurm: SlurmOptions | None = None
     device: str | None = None  # where the units run ("cuda" | "cpu"); None: this machine's (CUDA when present)
     input_norm: str = "auto"  # one recipe: normalisation of the upstream's features (ExperimentConfig.input_norm)
+    jobs: int = 1  # units trained at once, each in its own worker process (`cluster.pool`)
 
 
 def resolve_profile(request: RunRequest) -> Profile:
@@ -136,7 +138,7 @@ class Planned:
     units: list[Unit]
 
 
-def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path) -> CorpusRead:
+def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet: bool = False) -> CorpusRead:
     """Labels, transcripts and folds of the corpus (file metadata only: no audio is decoded here).
 
     `--report-only` without the corpus (its folder absent, e.g. results copied to a laptop) reports
@@ -145,19 +147,20 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path) -> Co
     if request.report_only and request.data is not None and not request.data.exists():
         print(f"note: {request.data} not found; reporting the data recorded in {record}")
         return recorded_corpus(record, folds)
-    utterances = iemocap.load(corpus_dir(request), strict=request.strict)
+    utterances = iemocap.load(corpus_dir(request), strict=request.strict, verbose=not quiet)
     split_folds = {f.index: f for f in splits.folds(utterances, request.split, folds)}  # type: ignore[arg-type]
     return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
                       data_fingerprint(utterances))
 
 
-def resolve(request: RunRequest, folds: tuple[int, ...] | None = None) -> Planned:
+def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bool = False) -> Planned:
     """Profile and experiments first (bad names fail before any data is read), then the corpus and the plan."""
     profile = resolve_profile(request)
     table_name, experiments = _experiments(request, profile)
-    announce_stand_ins(profile, experiments)
+    if not quiet:
+        announce_stand_ins(profile, experiments)
     stem = f"{profile.resolve(request.upstream).replace(':', '_')}_{request.downstream}"
-    corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem))
+    corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem), quiet)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data)
     return Planned(profile, table_name, experiments, corpus, settings,
                    plan(experiments, tuple(corpus.fold_data), settings))
@@ -189,6 +192,8 @@ def run(request: RunRequest) -> Path | None:
             raise ConfigError("--launcher slurm submits jobs: run it as one process, not under torchrun")
         check_slurm(slurm)
         request = replace(request, device=request.device or job_device(slurm))  # units are keyed for the jobs'
+    if request.jobs > 1 and distributed.world().parallel:
+        raise ConfigError("--jobs runs units in worker processes: use it without torchrun")
     planned = resolve(request)
     check_writable_dir(request.out)
     context = None if request.report_only else context_for(request, planned)
@@ -203,8 +208,12 @@ def run(request: RunRequest) -> Path | None:
     with run_lock(request.out) if main else contextlib.nullcontext():
         if context is not None:
             print(f"plan: {len(planned.units)} unit(s) for {len(planned.experiments)} experiment(s) × "
-                  f"{len(request.folds)} fold(s), profile {planned.profile.name}")
-            for number, unit in enumerate(planned.units, 1):
+                  f"{len(request.folds)} fold(s), profile {planned.profile.name}"
+                  + (f", {request.jobs} worker processes" if request.jobs > 1 else ""))
+            if request.jobs > 1:  # each worker one torch thread unless --threads says otherwise
+                worker = replace(request, jobs=1, launcher="local", threads=request.threads or 1)
+                run_in_processes(request.out, planned.units, request.jobs, functools.partial(_run_unit_in_worker, worker))
+            for number, unit in enumerate(planned.units if request.jobs == 1 else (), 1):
                 print(f"[{number}/{len(planned.units)}] {unit.directory(request.out).relative_to(request.out)}")
                 execute(unit, context)
         if not main:
@@ -218,10 +227,15 @@ def _apply_threads(request: RunRequest) -> None:
         torch.set_num_threads(request.threads)
 
 
-def run_planned_unit(request: RunRequest, key: str, fold: int) -> UnitResult:
+def _run_unit_in_worker(request: RunRequest, key: str, fold: int) -> UnitResult:
+    """A `--jobs` worker's task: one unit (the corpus and stand-ins were announced by the main process)."""
+    return run_planned_unit(request, key, fold, quiet=True)
+
+
+def run_planned_unit(request: RunRequest, key: str, fold: int, quiet: bool = False) -> UnitResult:
     """Run one unit of the request's plan (what a cluster job does), under that unit's own lock."""
     _apply_threads(request)
-    planned = resolve(request, (fold,))
+    planned = resolve(request, (fold,), quiet)
     unit = next((u for u in planned.units if (u.key, u.fold) == (key, fold)), None)
     if unit is None:
         raise ConfigError(f"no unit {key} on fold {fold} in the plan of this request (profile, data or code changed?)")

@@ -149,7 +149,7 @@ def _executor(folder: Path, options: SlurmOptions, gpus: int, after: Sequence[st
     return executor
 
 
-def _depends_on(unit: Unit, pending: Sequence[Unit]) -> list[Unit]:
+def depends_on(unit: Unit, pending: Sequence[Unit]) -> list[Unit]:
     """The units among `pending` whose averaged upstreams `unit` reads."""
     if not isinstance(unit, FrozenUnit):
         return []
@@ -185,7 +185,7 @@ def launch(out: Path, units: Sequence[Unit], options: SlurmOptions, run_unit: Ru
         return _run_in_waves(out, pending, options, folder, run_unit)
     jobs: dict[Unit, Any] = {}
     for unit in pending:  # the plan lists a unit's sources before it
-        after = [jobs[source].job_id for source in _depends_on(unit, pending)]
+        after = [jobs[source].job_id for source in depends_on(unit, pending)]
         executor = _executor(folder, options, options.gpus_per_job, after)
         jobs[unit] = executor.submit(UnitJob(run_unit, unit, max(options.gpus_per_job, 1)))
         print(f"submitted job {jobs[unit].job_id}: {unit.directory(out).relative_to(out)}"
@@ -207,7 +207,7 @@ def _run_in_waves(out: Path, pending: list[Unit], options: SlurmOptions, folder:
     all of them, repeat. A failure stops before the next wave."""
     remaining = list(pending)
     while remaining:
-        wave = [u for u in remaining if not _depends_on(u, remaining)]
+        wave = [u for u in remaining if not depends_on(u, remaining)]
         failures: list[str | None] = []
         gpu_sets = local_gpu_sets(options.gpus_per_job, options.local_jobs) if options.cluster == "local" else []
         for start in range(0, len(wave), options.local_jobs):

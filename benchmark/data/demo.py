@@ -63,10 +63,10 @@ _JITTER = _Style(14, 7, 13, 2.5, (0.5, 0.5, 0.5))  # standard deviations at conf
 
 @dataclass(frozen=True)
 class DemoCorpusConfig:
-    """What to generate; the default (990 turns, 960 of them in the 4 classes, ≈28 min of audio) suits CI."""
+    """What to generate; the default (670 turns, 640 of them in the 4 classes, ≈19 min of audio) suits CI."""
 
     seed: int = 0
-    utterances_per_class: int = 24  # per speaker and emotion
+    utterances_per_class: int = 16  # per speaker and emotion
     dropped_per_speaker: int = 3  # turns labelled fru/xxx/sur, which the reader drops
     excited_ratio: float = 0.4  # share of happy turns labelled `exc`
     shared_text_ratio: float = 0.5  # share of sentences drawn from the pool common to all emotions

@@ -68,8 +68,8 @@ def run_unit(
 ) -> UnitResult:
     """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
 
-    Both checkpoints are also scored on the validation set, so an average that lost accuracy (e.g.
-    through averaged BatchNorm statistics) shows beside the best epoch's score. `identity` (the unit's
+    The average is also scored on the validation set (the best checkpoint was, at its epoch), so an
+    average that lost accuracy (e.g. through averaged BatchNorm statistics) shows beside the best's. `identity` (the unit's
     key) is recorded in the resume state and the result.
     """
     finished = load_result(unit_dir)
@@ -92,11 +92,14 @@ def run_unit(
     averaged = average_state_dicts(states)
     if distributed.world().is_main:
         save_weights(unit_dir / AVERAGE_FILE, averaged)
-    scores, valid = {}, {}
+    best_epoch = next(e for e in outcome.history if e.epoch == outcome.top_k[0].epoch)
+    valid = {"best": {"wa": 100 * best_epoch.valid_wa, "ua": 100 * best_epoch.valid_ua}}  # scored at its epoch
+    scores = {}
     for kind, state in (("best", states[0]), ("average", averaged)):
         load_model_state(model, state)
-        checked = _scores(model, fold.valid, store, config, features)
-        valid[kind] = {"wa": checked.wa, "ua": checked.ua}
+        if kind == "average":
+            checked = _scores(model, fold.valid, store, config, features)
+            valid[kind] = {"wa": checked.wa, "ua": checked.ua}
         scores[kind] = _scores(model, fold.test, store, config, features)
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
                         outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,

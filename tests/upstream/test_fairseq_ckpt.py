@@ -12,9 +12,10 @@ import torch
 from upstream import UntrustedCheckpointError, build_upstream
 from upstream.fairseq_ckpt import parse_conv_layers
 from upstream.hf_speech import FAIRSEQ_NORM_EPS, SpeechModelUpstream
-from upstream.tiny import build_tiny_model
+from upstream.tiny import TINY_ARCHITECTURE, build_tiny_model
 
-CONV = "[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2"
+_C = TINY_ARCHITECTURE["conv_dim"][0]  # the tiny models' conv width
+CONV = f"[({_C}, 10, 5)] + [({_C}, 3, 2)] * 4 + [({_C}, 2, 2)] * 2"
 # (architecture, fairseq extractor_mode, layer_norm_first): Large-style and Base-style encoders.
 VARIANTS = [("hubert", "layer_norm", True), ("wav2vec2", "default", False), ("wav2vec2", "layer_norm", True)]
 
