@@ -125,6 +125,7 @@ def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
         "data_parallel_processes": distributed.world().size,
         "torch_threads": torch.get_num_threads(),
+        "worker_processes": int(request.get("jobs") or 1),  # --jobs: units ran in workers of --threads (or 1) threads
     }
 
 

@@ -213,9 +213,10 @@ def run(request: RunRequest) -> Path | None:
             if request.jobs > 1:  # each worker one torch thread unless --threads says otherwise
                 worker = replace(request, jobs=1, launcher="local", threads=request.threads or 1)
                 run_in_processes(request.out, planned.units, request.jobs, functools.partial(_run_unit_in_worker, worker))
-            for number, unit in enumerate(planned.units if request.jobs == 1 else (), 1):
-                print(f"[{number}/{len(planned.units)}] {unit.directory(request.out).relative_to(request.out)}")
-                execute(unit, context)
+            else:
+                for number, unit in enumerate(planned.units, 1):
+                    print(f"[{number}/{len(planned.units)}] {unit.directory(request.out).relative_to(request.out)}")
+                    execute(unit, context)
         if not main:
             return None
         return report(asdict(request), request.out, planned.profile, planned.table_name, planned.experiments,
