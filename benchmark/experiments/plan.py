@@ -23,7 +23,8 @@ class FinetuneUnit:
     upstream: str  # registered name (profile-resolved)
     fold: int
     featurizer: str | int
-    key: str
+    key: str  # everything that decides the result (`finetune_unit`)
+    seed: int  # of the training randomness: the recipe alone, not the data's file metadata
 
     @property
     def label(self) -> str:
@@ -43,6 +44,7 @@ class FrozenUnit:
     input_norm: tuple[str, ...]  # per branch, resolved (`branch_norms`)
     fold: int
     key: str
+    seed: int
 
     @property
     def label(self) -> str:
@@ -98,11 +100,18 @@ def branch_norms(experiment: ExperimentConfig, names: tuple[str, ...]) -> tuple[
                  for m, n in zip(modes, names, strict=True))
 
 
+def _seed(recipe: list) -> int:
+    """The training seed of a unit: a hash of its recipe (what to train, how, with which run seed), so
+    that the same recipe on identical data trains identically even where the files' modification
+    times (part of the unit's key) differ, e.g. a regenerated demo corpus."""
+    return int(_key(recipe)[:8], 16)
+
+
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
-    identity = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
-                asdict(settings.profile.finetune_for(upstream)),
-                settings.seed, settings.split, settings.data_key(fold), _pipeline(upstream)]
-    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity))
+    recipe = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
+              asdict(settings.profile.finetune_for(upstream)), settings.seed, settings.split]
+    identity = [*recipe, settings.data_key(fold), _pipeline(upstream)]
+    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity), _seed(recipe))
 
 
 def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> Unit:
@@ -112,12 +121,14 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
         return finetune_unit(names[0], fold, experiment, settings)
     sources = tuple(finetune_unit(n, fold, experiment, settings) if ft else None
                     for n, ft in zip(names, experiment.finetune, strict=True))
-    identity = ["frozen", names, [s.key if s else None for s in sources], experiment.aggregator, experiment.fusion,
-                experiment.featurizer, branch_norms(experiment, names), asdict(settings.profile.frozen),
-                asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
-                settings.upstream_ckpt, settings.data_key(fold), [_pipeline(n) for n in names]]
+    recipe = ["frozen", names, [s.seed if s else None for s in sources], experiment.aggregator, experiment.fusion,
+              experiment.featurizer, branch_norms(experiment, names), asdict(settings.profile.frozen),
+              asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
+              settings.upstream_ckpt]
+    identity = [*recipe, [s.key if s else None for s in sources], settings.data_key(fold),
+                [_pipeline(n) for n in names]]
     return FrozenUnit(names, sources, experiment.aggregator, experiment.fusion, experiment.featurizer,
-                      branch_norms(experiment, names), fold, _key(identity))
+                      branch_norms(experiment, names), fold, _key(identity), _seed(recipe))
 
 
 def plan(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: RunSettings) -> list[Unit]:

@@ -149,10 +149,6 @@ class RunContext:
         return build_upstream(name, ckpt=self.upstream_ckpt, trust_checkpoint=self.trust_checkpoint or None)
 
 
-def _seed(key: str) -> int:
-    return int(key[:8], 16)
-
-
 def unit_layers(unit: Unit) -> LayerSelection:
     """Which hidden states of each upstream the unit's downstream receives ("all" when fine-tuned)."""
     if isinstance(unit, FinetuneUnit):
@@ -185,7 +181,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     if isinstance(unit, FinetuneUnit):
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
-                        _seed(unit.key), ctx.store,
+                        unit.seed, ctx.store,
                         desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key)
     layers = unit_layers(unit)
 
@@ -194,5 +190,5 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
                                      ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds,
                                      ctx.profile.frozen.precision)
 
-    return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, _seed(unit.key), ctx.store,
+    return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
                     features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key)

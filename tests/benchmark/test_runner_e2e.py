@@ -1,5 +1,8 @@
 """Walking skeleton end to end: fbank → masked mean → linear on a generated IEMOCAP-layout corpus."""
 import csv
+import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -68,3 +71,21 @@ def test_two_corpora_into_one_out_never_report_each_others_numbers(tone_corpus, 
     n_test = {int(_rows(tmp_path / "shared" / "fbank_mean.csv")[0]["n_test"]), int(_rows(tmp_path / "alone" /
                                                                                       "fbank_mean.csv")[0]["n_test"])}
     assert len(n_test) == 2
+
+
+def test_an_identical_copy_with_new_timestamps_trains_anew_to_the_same_numbers(tone_corpus, tmp_path):
+    """Files' modification times are part of a unit's key (a copy is other data until proven equal), not
+    of its training seed: the copy's units are new, their results those of the original."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tone_corpus, copy)  # new modification times
+    for path in copy.rglob("*.wav"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    request = RunRequest(data=tone_corpus, folds=(1,), out=tmp_path / "out",
+                         profile=Profile(name="quick", frozen=replace(QUICK, epochs=2)))
+    original = run(request).read_text()
+    again = run(replace(request, data=copy)).read_text()
+    assert again == original
+    results = sorted((tmp_path / "out" / "runs" / "fbank").glob("mean-*/fold1/result.json"))
+    assert len(results) == 2
+    first, second = (json.loads(p.read_text()) for p in results)
+    assert first["identity"] != second["identity"] and first["scores"] == second["scores"]
