@@ -97,10 +97,10 @@ def plain_loop(fold: splits.Fold, features: dict[str, torch.Tensor], ecapa: Ecap
 
 
 def ours(data: Path | None, profile: Profile, folds: tuple[int, ...], out: Path,
-         input_norm: str = "auto") -> dict[int, dict[str, float]]:
+         input_norm: str = "auto", seed: int = 0) -> dict[int, dict[str, float]]:
     """Per fold, test UA/WA of our fbank → ECAPA recipe's best and averaged checkpoints."""
     csv_path = run(RunRequest(upstream="fbank", downstream="ecapa", data=data, folds=folds, out=out, profile=profile,
-                              input_norm=input_norm))
+                              input_norm=input_norm, seed=seed))
     assert csv_path is not None
     record = json.loads(csv_path.with_suffix(".json").read_text())
     return {r["fold"]: {f"{m}_{kind}": r["scores"][kind][m] for kind in ("best", "average") for m in ("wa", "ua")}
@@ -116,9 +116,20 @@ VARIANTS = {  # one setting of ours changed at a time (frozen stage, or the inpu
 }
 
 
+def _row(name: str, per_seed: list[dict[int, float]], folds: tuple[int, ...]) -> list[str]:
+    """Fold UAs averaged over seeds, their mean, and the std over seeds of the fold-mean UA."""
+    means = [float(np.mean([run[k] for k in folds])) for run in per_seed]
+    return [name, *(f"{np.mean([run[k] for run in per_seed]):.2f}" for k in folds), f"{np.mean(means):.2f}",
+            f"{np.std(means):.2f}" if len(means) > 1 else ""]
+
+
 def compare(data: Path | None, profile_name: str, folds: tuple[int, ...], out: Path, epochs: int | None = None,
-            variants: list[str] | None = None) -> tuple[str, dict]:
-    """The markdown table (UA per fold and mean) of the plain loop and our variants, and the figures."""
+            variants: list[str] | None = None, seeds: int = 1) -> tuple[str, dict]:
+    """The markdown table (UA per fold, averaged over `seeds` training seeds, their mean, and the std over
+    seeds of that mean) of the plain loop and our variants, and the figures (`results[name][seed][fold]`).
+
+    Single runs on a small corpus move by several points with the seed (or the thread count), so
+    differences between rows mean something only beside that spread."""
     profile = load_profile(profile_name)
     epochs = epochs or profile.frozen.epochs
     profile = replace(profile, frozen=replace(profile.frozen, epochs=epochs))
@@ -126,21 +137,21 @@ def compare(data: Path | None, profile_name: str, folds: tuple[int, ...], out: P
     split_folds = splits.folds(utterances, "superb", folds)
     started = time.perf_counter()
     features = fbank_features([u for f in split_folds for u in (*f.train, *f.test)], AudioStore())
-    plain = {f.index: plain_loop(f, features, profile.ecapa, epochs) for f in split_folds}
-    results: dict = {"plain": plain, "epochs": epochs, "profile": asdict(profile),
+    plain = [{f.index: plain_loop(f, features, profile.ecapa, epochs, seed=s) for f in split_folds}
+             for s in range(seeds)]
+    results: dict = {"plain": plain, "epochs": epochs, "seeds": seeds, "profile": asdict(profile),
                      "plain_seconds": time.perf_counter() - started}
-    rows = [["plain speechbrain loop (last epoch)", *(f"{plain[k]['ua']:.2f}" for k in folds),
-             f"{np.mean([plain[k]['ua'] for k in folds]):.2f}"]]
+    rows = [_row("plain speechbrain loop (last epoch)", [{k: r[k]["ua"] for k in folds} for r in plain], folds)]
     for name in variants or ["default"]:
         changes = dict(VARIANTS[name])
         input_norm = changes.pop("input_norm", "auto")
         variant = replace(profile, frozen=replace(profile.frozen, **changes))
-        scores = ours(data, variant, folds, out / name, input_norm)
+        scores = [ours(data, variant, folds, out / name / f"seed{s}", input_norm, s) for s in range(seeds)]
         results[name] = scores
         for kind in ("best", "average"):
-            rows.append([f"ours [{name}] ({kind})", *(f"{scores[k][f'ua_{kind}']:.2f}" for k in folds),
-                         f"{np.mean([scores[k][f'ua_{kind}'] for k in folds]):.2f}"])
-    header = ["UA %", *(f"fold {k}" for k in folds), "mean"]
+            rows.append(_row(f"ours [{name}] ({kind})", [{k: r[k][f"ua_{kind}"] for k in folds} for r in scores],
+                             folds))
+    header = ["UA %", *(f"fold {k}" for k in folds), "mean", "std over seeds"]
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                        *("| " + " | ".join(r) + " |" for r in rows)])
     atomic_write_text(out / "accuracy.json", json.dumps(results, indent=1, default=str) + "\n")
@@ -157,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "accuracy")
     parser.add_argument("--variant", action="append", default=None, choices=sorted(VARIANTS),
                         help="settings of ours to compare (repeatable; default: default)")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds of every row (0 .. N-1)")
     args = parser.parse_args(argv)
     folds = tuple(int(k) for k in args.folds.split(","))
-    table, _ = compare(args.data, args.profile, folds, args.out, args.epochs, args.variant)
+    table, _ = compare(args.data, args.profile, folds, args.out, args.epochs, args.variant, args.seeds)
     print(table)
     return 0
 
