@@ -17,7 +17,7 @@ import torch
 
 from upstream import get_spec
 
-from .common.io import atomic_write_text
+from .common.io import atomic_write_text, path_label
 from .data.splits import Fold
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.plan import RunSettings, Unit, unit_for
@@ -159,7 +159,7 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
     record = provenance(request, out, profile, experiments, settings, units, corpus)
     if not table_name:
         upstream = profile.resolve(request["upstream"])
-        stem = f"{upstream.replace(':', '_')}_{request['downstream']}"
+        stem = f"{path_label(upstream)}_{request['downstream']}"
         path = out / f"{stem}.csv"
         folds = list(rows[0].folds.values())
         atomic_write_text(out / f"{stem}.json", json.dumps(record | {"folds": [asdict(r) for r in folds]},

@@ -22,7 +22,7 @@ from upstream import get_spec
 from .cluster.launch import SlurmOptions, check_slurm, job_device, launch
 from .cluster.pool import run_in_processes
 from .common.config import ConfigError
-from .common.io import check_writable_dir
+from .common.io import check_writable_dir, path_label
 from .common.lock import run_lock
 from .data import iemocap, splits
 from .data.fingerprint import data_fingerprint, fold_fingerprint
@@ -159,7 +159,7 @@ def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bo
     table_name, experiments = _experiments(request, profile)
     if not quiet:
         announce_stand_ins(profile, experiments)
-    stem = f"{profile.resolve(request.upstream).replace(':', '_')}_{request.downstream}"
+    stem = f"{path_label(profile.resolve(request.upstream))}_{request.downstream}"
     corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem), quiet)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data)
     return Planned(profile, table_name, experiments, corpus, settings,

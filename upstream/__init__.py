@@ -6,7 +6,7 @@ when an upstream of theirs is built.
 """
 import os as _os
 
-from . import fbank, hf_speech, s3prl_hub, text, tiny  # noqa: F401  (each registers its upstreams)
+from . import fbank, hf_any, releases, s3prl_hub, text, tiny  # noqa: F401  (each registers its upstreams)
 from .checkpoints import CheckpointNotFoundError, UntrustedCheckpointError
 from .hub import (
     PLUGINS_ENV,

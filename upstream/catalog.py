@@ -31,8 +31,9 @@ def upstream_table() -> list[dict[str, Any]]:
         })
     for namespace in list_namespaces():
         rows.append({
-            "name": f"{namespace.prefix}:<name>", "backend": namespace.backend,
-            "source": f"any {namespace.prefix} upstream (offline without download: e.g. {namespace.example_name})",
+            "name": namespace.pattern, "backend": namespace.backend,
+            "source": (f"any {namespace.prefix} upstream (offline without download: e.g. {namespace.example_name})"
+                       if namespace.example else namespace.reference),
             "hidden_size": None, "num_layers": None, "frame_rate": None, "modality": "audio",
             "available_offline": namespace.available(),
         })

@@ -6,9 +6,12 @@ this module maps fairseq's config fields and state-dict keys itself. Accepted la
 - fairseq (legacy): `{"args": argparse.Namespace(...), "model": state_dict}`;
 - fine-tuned fairseq (`w2v_encoder.w2v_model.*` keys, config under `cfg.model.w2v_args`);
 - s3prl's converted files: `{"task_cfg", "model_cfg", "model_weight"}`.
+Reading is strict: a tensor the model has no place for is an error, except the pre-training-only
+ones in `PRETRAINING_ONLY`.
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import pickle
 import re
@@ -27,14 +30,15 @@ if TYPE_CHECKING:
 
 DEFAULT_CONV_LAYERS = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
 _FINETUNED_PREFIX = "w2v_encoder.w2v_model."
-# Pretraining-only heads and targets: not part of the encoder.
-_IGNORED = re.compile(r"^(quantizer\.|project_q\.|final_proj\.|label_embs_concat|target_glu\.|project_inp\.)")
+# Pre-training-only tensors (targets, quantiser, prediction heads, the mask embedding): not part of
+# the encoder, dropped. Any other tensor the model has no place for is an error naming it.
+PRETRAINING_ONLY = re.compile(
+    r"^(quantizer\.|project_q\.|final_proj\.|label_embs_concat$|target_glu\.|project_inp\.|mask_emb$)")
 _KEY_MAP = [  # fairseq key (regex) -> transformers key; `{g}`/`{v}` = the model's weight-norm names
     (r"^feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)$", r"feature_extractor.conv_layers.\1.conv.\2"),
     (r"^feature_extractor\.conv_layers\.(\d+)\.2\.(?:1\.)?(weight|bias)$", r"feature_extractor.conv_layers.\1.layer_norm.\2"),
     (r"^layer_norm\.(weight|bias)$", r"feature_projection.layer_norm.\1"),
     (r"^post_extract_proj\.(weight|bias)$", r"feature_projection.projection.\1"),
-    (r"^mask_emb$", "masked_spec_embed"),
     (r"^encoder\.pos_conv\.0\.bias$", "encoder.pos_conv_embed.conv.bias"),
     (r"^encoder\.pos_conv\.0\.(?:weight_g|parametrizations\.weight\.original0)$", "{g}"),
     (r"^encoder\.pos_conv\.0\.(?:weight_v|parametrizations\.weight\.original1)$", "{v}"),
@@ -119,10 +123,7 @@ def split_checkpoint(state: dict[str, Any]) -> tuple[str, dict[str, Any], dict[s
     else:
         raise ValueError("not a fairseq checkpoint: expected keys 'cfg' or 'args' with 'model', or s3prl's 'model_weight'")
     if any(key.startswith(_FINETUNED_PREFIX) for key in weights):
-        inner = _plain(model_cfg.get("w2v_args"))
-        if not inner:
-            raise ValueError("fine-tuned fairseq checkpoint without 'w2v_args': its encoder config is unknown")
-        model_cfg, task_cfg = _plain(inner.get("model")), _plain(inner.get("task"))
+        model_cfg, task_cfg = finetuned_encoder_cfg(model_cfg, task_cfg)
         weights = {k[len(_FINETUNED_PREFIX):]: v for k, v in weights.items() if k.startswith(_FINETUNED_PREFIX)}
     arch = str(model_cfg.get("_name") or model_cfg.get("arch") or "")
     if arch.startswith("hubert") or "label_embs_concat" in weights:
@@ -132,6 +133,29 @@ def split_checkpoint(state: dict[str, Any]) -> tuple[str, dict[str, Any], dict[s
     else:
         raise ValueError(f"unsupported fairseq architecture {arch!r} (supported: hubert, wav2vec2)")
     return arch, model_cfg, task_cfg, weights
+
+
+def finetuned_encoder_cfg(model_cfg: dict[str, Any], task_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(encoder model cfg, encoder task cfg) of a fine-tuned checkpoint, read as fairseq's Wav2VecEncoder does.
+
+    `w2v_args` is the pre-training config: hydra-era files nest it (`model`, `task`); older ones store
+    an `argparse.Namespace` with every field flat, which fairseq converts to one config holding both.
+    `normalize` falls back to the fine-tuning config's own (fairseq asserts the two agree).
+    """
+    raw = model_cfg.get("w2v_args")
+    inner = _plain(raw)
+    if not inner:
+        raise ValueError("fine-tuned fairseq checkpoint without 'w2v_args': its encoder config is unknown")
+    if isinstance(raw, argparse.Namespace) or "model" not in inner:  # legacy: one flat namespace
+        encoder_model, encoder_task = dict(inner), dict(inner)
+    else:
+        encoder_model, encoder_task = _plain(inner.get("model")), dict(_plain(inner.get("task")))
+    if "normalize" not in encoder_task:
+        for fallback in (task_cfg, model_cfg):
+            if "normalize" in fallback:
+                encoder_task["normalize"] = fallback["normalize"]
+                break
+    return encoder_model, encoder_task
 
 
 def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
@@ -151,8 +175,9 @@ def parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
 
 
 def transformers_config(arch: str, cfg: dict[str, Any]) -> Any:
-    """The transformers config equivalent to fairseq model config `cfg` (dropouts kept, layer drop off)."""
-    from transformers import HubertConfig, Wav2Vec2Config
+    """The transformers config equivalent to fairseq (or original WavLM) model config `cfg` of `arch`
+    ("hubert" | "wav2vec2" | "wavlm"), dropouts kept, layer drop off."""
+    from transformers import HubertConfig, Wav2Vec2Config, WavLMConfig
 
     if cfg.get("layer_type", "transformer") != "transformer" or cfg.get("pos_conv_depth", 1) != 1:
         raise ValueError("only fairseq's standard transformer encoder is supported (no conformer, pos_conv_depth 1)")
@@ -180,47 +205,69 @@ def transformers_config(arch: str, cfg: dict[str, Any]) -> Any:
         "layerdrop": 0.0,
         "apply_spec_augment": False,
     }
-    return HubertConfig(**fields) if arch == "hubert" else Wav2Vec2Config(**fields)
+    if arch == "wavlm":
+        if not cfg.get("relative_position_embedding", False) or not cfg.get("gru_rel_pos", False):
+            raise ValueError("only WavLM with gated relative position bias is supported (as released)")
+        return WavLMConfig(**fields, num_buckets=cfg.get("num_buckets", 320), max_bucket_distance=cfg.get("max_distance", 1280))
+    return {"hubert": HubertConfig, "wav2vec2": Wav2Vec2Config}[arch](**fields)
 
 
-def map_state_dict(weights: dict[str, Tensor], target_keys: set[str]) -> dict[str, Tensor]:
-    """Rename fairseq encoder keys to transformers keys; unknown keys are an error, heads are dropped."""
+def map_state_dict(
+    weights: dict[str, Tensor], target_keys: set[str], key_map: list[tuple[str, str]] | None = None
+) -> dict[str, Tensor]:
+    """Rename fairseq encoder keys to transformers keys (`key_map`, default fairseq's); unknown keys are an
+    error, pre-training-only tensors are dropped."""
     pos = "encoder.pos_conv_embed.conv."
     g, v = (pos + "parametrizations.weight.original0", pos + "parametrizations.weight.original1")
     if g not in target_keys:
         g, v = pos + "weight_g", pos + "weight_v"
     mapped: dict[str, Tensor] = {}
     for key, tensor in weights.items():
-        if _IGNORED.match(key):
+        if PRETRAINING_ONLY.match(key):
             continue
-        for pattern, replacement in _KEY_MAP:
+        for pattern, replacement in key_map or _KEY_MAP:
             if re.match(pattern, key):
                 mapped[re.sub(pattern, replacement, key).format(g=g, v=v)] = tensor
                 break
         else:
-            raise ValueError(f"fairseq checkpoint key {key!r} has no transformers equivalent")
-    if "masked_spec_embed" not in target_keys:
-        mapped.pop("masked_spec_embed", None)
+            raise ValueError(f"checkpoint tensor {key!r} has no place in the transformers model (and is not a "
+                             "known pre-training-only tensor)")
     return mapped
 
 
-def load_fairseq_model(path: Path, *, trust_checkpoint: bool = False) -> tuple[PreTrainedModel, bool]:
+def load_mapped(model: PreTrainedModel, mapped: dict[str, Tensor], path: Path) -> PreTrainedModel:
+    """Load `mapped` into `model` strictly: every model tensor filled (the mask embedding may stay
+    random: unused without masking), no tensor without a place, every shape as the model's."""
+    target = model.state_dict()
+    if "feature_projection.projection.weight" not in mapped and model.config.conv_dim[-1] == model.config.hidden_size:
+        # fairseq has no post_extract_proj when conv and encoder widths agree: an identity projection
+        mapped["feature_projection.projection.weight"] = torch.eye(model.config.hidden_size)
+        mapped["feature_projection.projection.bias"] = torch.zeros(model.config.hidden_size)
+    unexpected = sorted(set(mapped) - set(target))
+    if unexpected:
+        raise ValueError(f"{path}: checkpoint tensor(s) with no place in the model: {', '.join(unexpected[:5])}")
+    missing = sorted(set(target) - set(mapped) - {"masked_spec_embed"})
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks weights for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    for key, tensor in mapped.items():
+        if tensor.shape != target[key].shape:
+            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, the model expects "
+                             f"{tuple(target[key].shape)}")
+    model.load_state_dict(mapped, strict=False)
+    return model.eval()
+
+
+def new_model(model_class: Any, config: Any) -> PreTrainedModel:
+    with torch.random.fork_rng(devices=[]):  # random init is overwritten; leave the global RNG untouched
+        return model_class(config)
+
+
+def load_fairseq_model(state: dict[str, Any], path: Path) -> tuple[PreTrainedModel, bool]:
     """(transformers HubertModel | Wav2Vec2Model with the checkpoint's weights, task `normalize` flag)."""
     from transformers import HubertModel, Wav2Vec2Model
 
-    arch, model_cfg, task_cfg, weights = split_checkpoint(read_checkpoint(path, trust_checkpoint=trust_checkpoint))
+    arch, model_cfg, task_cfg, weights = split_checkpoint(state)
     config = transformers_config(arch, model_cfg)
-    with torch.random.fork_rng(devices=[]):  # random init is overwritten; leave the global RNG untouched
-        model = (HubertModel if arch == "hubert" else Wav2Vec2Model)(config)
-    target = set(model.state_dict())
-    mapped = map_state_dict(weights, target)
-    if "feature_projection.projection.weight" not in mapped and config.conv_dim[-1] == config.hidden_size:
-        # fairseq has no post_extract_proj when conv and encoder widths agree: an identity projection
-        mapped["feature_projection.projection.weight"] = torch.eye(config.hidden_size)
-        mapped["feature_projection.projection.bias"] = torch.zeros(config.hidden_size)
-    missing = sorted(target - set(mapped) - {"masked_spec_embed"})
-    if missing:
-        raise ValueError(f"{path}: fairseq checkpoint lacks weights for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    model.load_state_dict(mapped, strict=False)
-    model.eval()
-    return model, bool(task_cfg.get("normalize", False))
+    model = new_model(HubertModel if arch == "hubert" else Wav2Vec2Model, config)
+    mapped = map_state_dict(weights, set(model.state_dict()))
+    return load_mapped(model, mapped, path), bool(task_cfg.get("normalize", False))

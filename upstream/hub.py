@@ -63,17 +63,29 @@ class UpstreamSpec:
 
 @dataclass(frozen=True)
 class UpstreamNamespace:
-    """A family of names `prefix:<inner name>` served by one factory; `example` builds offline (for tests)."""
+    """A family of names `prefix:<inner name>` served by one factory.
+
+    `example`: an inner name that builds offline (the contract tests run it), or "" where none does
+    (`hf:` needs a model directory; its tests save tiny ones). `placeholder` is how listings write the
+    inner name. `describe(inner)` returns UpstreamSpec fields known without loading weights (sizes,
+    input pipeline), or {} when it cannot tell.
+    """
 
     prefix: str
     backend: str
-    example: str
+    example: str = ""
+    placeholder: str = "<name>"
     reference: str = ""
     available: Callable[[], bool] = field(default=_always, compare=False, repr=False)
+    describe: Callable[[str], dict[str, object]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def example_name(self) -> str:
-        return f"{self.prefix}:{self.example}"
+        return f"{self.prefix}:{self.example}" if self.example else ""
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.prefix}:{self.placeholder}"
 
 
 _SPECS: dict[str, UpstreamSpec] = {}
@@ -124,7 +136,7 @@ def _resolve(name: str) -> tuple[UpstreamFactory, tuple[str, ...]]:
     prefix, sep, inner = name.partition(":")
     if sep and prefix in _NAMESPACES and inner:
         return _NAMESPACES[prefix][1], (inner,)
-    known = list(_FACTORIES) + [f"{p}:<name>" for p in _NAMESPACES]
+    known = list(_FACTORIES) + [namespace.pattern for namespace, _ in _NAMESPACES.values()]
     close = difflib.get_close_matches(name, list(_FACTORIES), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownUpstreamError(f"unknown upstream {name!r}{hint} (registered: {', '.join(sorted(known))})")
@@ -137,13 +149,9 @@ def get_spec(name: str) -> UpstreamSpec:
         return _SPECS[name]
     prefix, _, inner = name.partition(":")
     namespace = _NAMESPACES[prefix][0]
-    return UpstreamSpec(
-        name=name,
-        backend=namespace.backend,
-        source=f"{prefix} hub: {inner}",
-        reference=namespace.reference,
-        available=namespace.available,
-    )
+    fields: dict[str, object] = {"source": f"{prefix} hub: {inner}", "reference": namespace.reference}
+    fields.update(namespace.describe(inner) if namespace.describe else {})
+    return UpstreamSpec(name=name, backend=namespace.backend, available=namespace.available, **fields)  # type: ignore[arg-type]
 
 
 def _check_options(name: str, factory: UpstreamFactory, positional: int, options: dict[str, object]) -> None:

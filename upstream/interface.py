@@ -46,8 +46,9 @@ class Upstream(nn.Module):
     `Batch` use `extract`, the one place where the modality decides the input.
     `receptive_field` is the number of samples behind the first frame (an analysis window; 0 means
     `downsample_rate`): valid frames are about `(wav_len - receptive_field) / downsample_rate + 1`.
-    `padding_invariant` is False where padding a batch changes a row's valid frames (e.g. a first
-    conv layer that group-normalises over time); the contract tests read it.
+    `padding_invariant` is False where padding a batch changes a row's valid frames in eval mode
+    (models that would leak padding, e.g. through group norm over time, should instead evaluate
+    equal-length groups, as `SpeechModelUpstream` does); the contract tests read it.
     Fine-tuning hooks: `parameters()`, `train()`/`eval()` (plain nn.Module), `freeze_feature_encoder()`.
     """
 

@@ -1,9 +1,11 @@
 """Tiny random-initialised HuBERT / wav2vec 2.0 / WavLM: the real transformers architectures, CPU-fast.
 
 Hidden size 32, 2 transformer layers, 2 heads, a 7-layer 16-channel conv encoder with the real
-kernels and strides (320 samples per frame, 50 frames/s), pre-LN and layer-normalised convs as in
-the Large releases (hence padding-invariant). Weights depend only on `seed`: initialisation runs
-inside `torch.random.fork_rng`, so building one never changes the caller's global RNG state.
+kernels and strides (320 samples per frame, 50 frames/s). Two families, as the releases come:
+`tiny_<kind>`: layer-normalised convs and pre-LN blocks (the Large models: attention mask);
+`tiny_<kind>_groupnorm`: group norm in the first conv and post-LN blocks (the Base models: no mask,
+evaluated in equal-length groups). Weights depend only on `seed`: initialisation runs inside
+`torch.random.fork_rng`, so building one never changes the caller's global RNG state.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ TINY_ARCHITECTURE: dict[str, Any] = dict(
 )
 TINY_WAVLM_POSITIONS: dict[str, Any] = {"num_buckets": 32, "max_bucket_distance": 100}  # relative-position table
 KINDS = ("hubert", "wav2vec2", "wavlm")
+GROUP_NORM_FAMILY: dict[str, Any] = {"feat_extract_norm": "group", "do_stable_layer_norm": False}
+FAMILIES: dict[str, dict[str, Any]] = {"": {}, "_groupnorm": GROUP_NORM_FAMILY}  # name suffix -> overrides
 
 
 def tiny_config(kind: str, **overrides: Any) -> Any:
@@ -64,14 +68,17 @@ def build_tiny_model(kind: str, seed: int = 0, **overrides: Any) -> PreTrainedMo
 _BUILT: dict[tuple, PreTrainedModel] = {}
 
 
-def _register(kind: str) -> None:
-    def factory(seed: int = 0) -> SpeechModelUpstream:
-        return SpeechModelUpstream(build_tiny_model(kind, seed))
+def _register(kind: str, suffix: str) -> None:
+    overrides = FAMILIES[suffix]
 
+    def factory(seed: int = 0) -> SpeechModelUpstream:
+        return SpeechModelUpstream(build_tiny_model(kind, seed, **overrides))
+
+    family = "; group-norm convs, post-LN" if overrides else ""
     register_upstream(
-        f"tiny_{kind}",
+        f"tiny_{kind}{suffix}",
         backend="tiny",
-        source=f"random init (seed 0), transformers {kind} architecture",
+        source=f"random init (seed 0), transformers {kind} architecture{family}",
         hidden_size=TINY_ARCHITECTURE["hidden_size"],
         num_layers=TINY_ARCHITECTURE["num_hidden_layers"] + 1,
         downsample_rate=320,
@@ -82,4 +89,5 @@ def _register(kind: str) -> None:
 
 
 for _kind in KINDS:
-    _register(_kind)
+    for _suffix in FAMILIES:
+        _register(_kind, _suffix)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,10 @@ def check_writable_dir(path: Path) -> None:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: output folder is not writable (checked {existing})")
+
+
+def path_label(name: str) -> str:
+    """`name` (an upstream such as `s3prl:wavlm` or `hf:/models/tiny whisper`) as one path component:
+    characters other than letters, digits, `.`, `-`, `+`, `&` become `_`, runs of them one `_`.
+    `:` → `_` as before, so existing run folders keep their names."""
+    return re.sub(r"[^A-Za-z0-9.+&-]+", "_", name).strip("_") or "_"

@@ -5,8 +5,9 @@
     DIR/tokenizer-<i>/       tokenizer files of text upstream i (transformers' JSON/text files)
 
 Upstreams whose architecture is data are rebuilt from the bundle alone, with no checkpoint and no
-network: transformers speech models (HuBERT / wav2vec 2.0 / WavLM, the tiny ones, fairseq imports)
-and BERT-family text encoders, from their stored model config (+ tokenizer files). Any other
+network: transformers speech models (HuBERT / wav2vec 2.0 / WavLM / data2vec-audio / UniSpeech, the
+tiny ones, fairseq and WavLM imports), Whisper encoders (with their feature extractor) and BERT-family
+text encoders, from their stored model config (+ tokenizer files). Any other
 upstream (fbank, `s3prl:<name>`, plugins) is rebuilt through the registry by name and must build
 offline there; the bundle's weights then replace whatever it loaded.
 """
@@ -25,6 +26,7 @@ from upstream import UnknownUpstreamError, build_upstream, get_spec
 from upstream.hf_speech import SpeechModelUpstream
 from upstream.interface import SAMPLE_RATE, Upstream
 from upstream.text import TextUpstream
+from upstream.whisper import WhisperEncoderUpstream
 
 from ..common.config import ConfigError, from_dict
 from ..common.io import atomic_write_text
@@ -46,7 +48,7 @@ class BundleError(ValueError):
 @dataclass(frozen=True)
 class UpstreamEntry:
     """One branch of the model. `build` says how to rebuild it: {"kind": "transformers_speech" |
-    "transformers_text" | "registry", ...}; `spec` is the registry's metadata at export time."""
+    "transformers_whisper" | "transformers_text" | "registry", ...}; `spec` is the registry's metadata at export time."""
 
     name: str
     modality: str
@@ -80,7 +82,11 @@ def _describe(upstream: Upstream, folder: Path, index: int) -> dict[str, Any]:
     """How to rebuild `upstream` without its checkpoint (writing tokenizer files into `folder`)."""
     if type(upstream) is SpeechModelUpstream:
         return {"kind": "transformers_speech", "model_config": upstream.model.config.to_dict(),
-                "do_normalize": upstream.do_normalize, "norm_eps": upstream.norm_eps}
+                "do_normalize": upstream.do_normalize, "norm_eps": upstream.norm_eps,
+                "attention_mask": upstream.use_attention_mask}
+    if type(upstream) is WhisperEncoderUpstream:
+        return {"kind": "transformers_whisper", "model_config": upstream.encoder.config.to_dict(),
+                "feature_extractor": upstream.feature_extractor.to_dict()}
     if type(upstream) is TextUpstream:
         tokenizer_dir = f"tokenizer-{index}"
         upstream.tokenizer.save_pretrained(str(folder / tokenizer_dir))
@@ -171,13 +177,27 @@ def _from_model_config(model_config: dict[str, Any]) -> Any:
         return AutoModel.from_config(AutoConfig.for_model(**model_config)).eval()
 
 
+def _whisper_from(build: dict[str, Any]) -> Upstream:
+    """A Whisper encoder of the stored architecture with its stored feature extractor (weights replaced later)."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    with torch.random.fork_rng(devices=[]):
+        encoder = WhisperEncoder(WhisperConfig.from_dict(build["model_config"]))
+    extractor = WhisperFeatureExtractor.from_dict(build["feature_extractor"])
+    return WhisperEncoderUpstream(encoder.eval(), extractor)
+
+
 def _rebuild(folder: Path, entry: UpstreamEntry) -> Upstream:
     build: dict[str, Any] = dict(entry.build)
     kind = build.get("kind")
     if kind == "transformers_speech":
         upstream: Upstream = SpeechModelUpstream(_from_model_config(build["model_config"]),
                                                  do_normalize=bool(build["do_normalize"]),
-                                                 norm_eps=float(build["norm_eps"]))
+                                                 norm_eps=float(build["norm_eps"]),
+                                                 attention_mask=build.get("attention_mask"))
+    elif kind == "transformers_whisper":
+        upstream = _whisper_from(build)
     elif kind == "transformers_text":
         from transformers import AutoTokenizer
 

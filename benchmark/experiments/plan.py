@@ -15,6 +15,7 @@ from pathlib import Path
 
 from upstream import get_spec
 
+from ..common.io import path_label
 from .definitions import ExperimentConfig, Profile
 
 
@@ -31,7 +32,7 @@ class FinetuneUnit:
         return self.upstream
 
     def directory(self, out: Path) -> Path:
-        return out / "runs" / self.label.replace(":", "_") / f"finetune-{self.key}" / f"fold{self.fold}"
+        return out / "runs" / path_label(self.label) / f"finetune-{self.key}" / f"fold{self.fold}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class FrozenUnit:
         return joiner.join(self.upstreams)
 
     def directory(self, out: Path) -> Path:
-        return out / "runs" / self.label.replace(":", "_") / f"{self.aggregator}-{self.key}" / f"fold{self.fold}"
+        return out / "runs" / path_label(self.label) / f"{self.aggregator}-{self.key}" / f"fold{self.fold}"
 
 
 Unit = FinetuneUnit | FrozenUnit

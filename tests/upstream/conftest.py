@@ -38,15 +38,23 @@ def fake_wavs() -> FakeWavs:
 
 
 @pytest.fixture(scope="session")
-def built() -> Callable[[str], Upstream]:
+def built(tmp_path_factory) -> Callable[[str], Upstream]:
     """`built(name)`: the registry's upstream, built once per session (eval mode, no grads);
-    skips, with the reason, names whose checkpoint or package is not available offline."""
+    skips, with the reason, names whose checkpoint or package is not available offline.
+    `hf:tiny-<model_type>` builds `hf:<dir>` of a tiny random model saved with save_pretrained."""
+    from tiny_hf import TINY_HF_PREFIX, save_tiny
+
     cache: dict[str, Upstream | str] = {}
 
     def get(name: str) -> Upstream:
         if name not in cache:
             try:
-                cache[name] = build_upstream(name)
+                if name.startswith(TINY_HF_PREFIX):
+                    model_type = name[len(TINY_HF_PREFIX):]
+                    directory = save_tiny(model_type, tmp_path_factory.mktemp(model_type))
+                    cache[name] = build_upstream(f"hf:{directory}")
+                else:
+                    cache[name] = build_upstream(name)
             except (CheckpointNotFoundError, ModuleNotFoundError) as err:
                 cache[name] = f"{name} is not buildable offline: {err}"
         entry = cache[name]

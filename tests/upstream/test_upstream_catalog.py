@@ -8,7 +8,7 @@ from upstream.checkpoints import hf_snapshot
 
 def test_table_has_a_row_per_name_and_namespace():
     rows = upstream_table()
-    assert [row["name"] for row in rows] == list_upstreams() + [f"{n.prefix}:<name>" for n in list_namespaces()]
+    assert [row["name"] for row in rows] == list_upstreams() + [n.pattern for n in list_namespaces()]
     by_name = {row["name"]: row for row in rows}
     assert by_name["hubert"] | {"available_offline": None} == {
         "name": "hubert", "backend": "transformers", "source": "facebook/hubert-large-ll60k", "hidden_size": 1024,

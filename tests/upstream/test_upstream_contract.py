@@ -1,16 +1,18 @@
 """The upstream contract, checked on every registered upstream buildable offline (grows with the registry).
 
 Names whose checkpoint is not on this machine are skipped with the reason; each namespace
-contributes its offline example (e.g. `s3prl:mfcc`).
+contributes its offline example (e.g. `s3prl:mfcc`), and `hf:` one tiny saved model per model_type.
 """
 from __future__ import annotations
 
 import pytest
 import torch
+from tiny_hf import MODEL_TYPES, TINY_HF_PREFIX
 
 from upstream import Batch, Upstream, UpstreamOutput, get_spec, list_namespaces, list_upstreams
 
-NAMES = list_upstreams() + [namespace.example_name for namespace in list_namespaces()]
+NAMES = (list_upstreams() + [namespace.example_name for namespace in list_namespaces() if namespace.example]
+         + [f"{TINY_HF_PREFIX}{model_type}" for model_type in MODEL_TYPES])
 LENGTHS = [16_000, 8_000, 12_345]  # longest first: it fills the padded tensor
 TEXTS = ["the meeting was moved to friday afternoon", "i am so happy", "why"]
 ATOL = 1e-4  # eval mode, float32: alone vs padded differ only by summation order
@@ -37,7 +39,7 @@ def test_hidden_states_match_declared_sizes(name, built, fake_wavs):
         assert torch.isfinite(states).all()
     assert out.lengths.shape == (len(LENGTHS),) and out.lengths.dtype == torch.long
     assert int(out.lengths.max()) == frames and int(out.lengths.min()) >= 1
-    spec = get_spec(name)
+    spec = get_spec(upstream.name)
     assert spec.modality == upstream.modality
     for field in ("hidden_size", "num_layers", "downsample_rate"):
         if getattr(spec, field):  # 0: known only once built (namespaces)

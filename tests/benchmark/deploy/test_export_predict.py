@@ -15,7 +15,7 @@ import torchaudio
 
 from benchmark.data import iemocap
 from benchmark.data.iemocap import LABELS
-from benchmark.deploy.bundle import BundleError, save_bundle
+from benchmark.deploy.bundle import BundleError, read_config, save_bundle
 from benchmark.deploy.export import trained_model
 from benchmark.deploy.predict import EmotionPredictor, TranscriptsNeeded, chunks, load_model
 from benchmark.experiments.definitions import Profile
@@ -275,3 +275,35 @@ def test_export_and_load_errors_are_one_clear_line(run_dir, exported, tmp_path, 
     weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
     with pytest.raises(BundleError, match="checksum"):
         load_model(to, "cpu")
+
+
+def test_a_whisper_encoder_model_is_rebuilt_from_the_bundle_alone(small_corpus, tmp_path):
+    """The encoder's architecture and its feature extractor travel in config.json: the hf: directory it
+    was trained from is not needed to predict."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    from upstream.whisper import WhisperEncoderUpstream, load_whisper_encoder
+
+    source = tmp_path / "tiny_whisper"
+    config = WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80,
+                           max_source_positions=50, max_target_positions=8, vocab_size=16, pad_token_id=0,
+                           bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        WhisperModel(config).save_pretrained(source)
+        WhisperFeatureExtractor(feature_size=80, chunk_length=1).save_pretrained(source)
+        upstream = load_whisper_encoder(source)
+        upstream.name = f"hf:{source}"
+        model = EmotionModel([upstream], DownstreamConfig(aggregator="mean")).eval()
+    folder = tmp_path / "whisper_model"
+    save_bundle(folder, model, "all", LABELS)
+    for path in source.iterdir():
+        path.unlink()
+    source.rmdir()
+    predictor = load_model(folder, "cpu")
+    [rebuilt] = predictor.model.upstreams
+    assert isinstance(rebuilt, WhisperEncoderUpstream) and rebuilt.window_samples == 16_000
+    utterances = [u for u in iemocap.load(small_corpus, verbose=False) if u.session == 3][:3]
+    batch = make_batch(utterances, AudioStore())
+    torch.testing.assert_close(predictor.logits(batch), EmotionPredictor(model, read_config(folder)).logits(batch))
