@@ -23,6 +23,11 @@ test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Real-size checks (a random HuBERT Large: ≈ 2 min, 14 GB RAM, 6 GB of temporary files), kept out of `make test`.
+.PHONY: test-heavy
+test-heavy: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m heavy $(PYTEST_ARGS)
+
 clean-results:
 	rm -rf results/*.csv results/*.json results/*.md results/*.png
 

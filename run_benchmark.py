@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="demo | paper | a profile YAML file (default: demo on the demo corpus, paper with --data)")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild the tables from the saved per-fold results, without training")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print what the run will cost (disk, host RAM, GPU memory per unit and in total) and exit "
+                             "without training; works offline, from the architectures and the corpus' durations")
+    parser.add_argument("--no-disk-check", action="store_true",
+                        help="start even when the projected peak disk exceeds the free space of --out")
     parser.add_argument("--compare", type=parse_ids, default=(),
                         help="print the paired significance matrix of these experiments of the table, e.g. 3,5,7")
     parser.add_argument("--data", type=Path, default=None,
@@ -156,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         epochs=args.epochs,
         report_only=args.report_only,
+        estimate=args.estimate,
+        disk_check=not args.no_disk_check,
         compare=args.compare,
         upstream=args.upstream,
         downstream=args.downstream,

@@ -22,12 +22,14 @@ from upstream import get_spec
 from .cluster.launch import SlurmOptions, check_slurm, job_device, launch
 from .cluster.pool import run_in_processes
 from .common.config import ConfigError
-from .common.io import check_writable_dir, path_label
+from .common.io import check_writable_dir, free_bytes, path_label
 from .common.lock import run_lock
 from .data import iemocap, splits
 from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan
+from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
 from .outputs import CorpusRead, record_path, recorded_corpus, report
 from .reporting.results import UnitResult
@@ -61,6 +63,8 @@ class RunRequest:
     upstream_ckpt: str | None = None
     trust_checkpoint: bool = False
     report_only: bool = False
+    estimate: bool = False  # print the run's cost (`experiments.estimate`) and stop before training
+    disk_check: bool = True  # refuse to start when the projected peak disk exceeds the free space of `out`
     compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
     threads: int | None = None  # torch CPU threads, set by the CLI here and by each cluster job for itself
     launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
@@ -95,8 +99,14 @@ def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) ->
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
+    """Whether the upstream has parameters (fine-tuned) or none (fbank: frozen features); from its
+    architecture where the registry gives one, so no checkpoint is read to plan."""
     from upstream import build_upstream
+    from upstream.architecture import architecture_size
 
+    size = architecture_size(name)
+    if size is not None:
+        return size.parameters > 0
     upstream = build_upstream(name, ckpt=request.upstream_ckpt, trust_checkpoint=request.trust_checkpoint or None)
     return any(p.requires_grad for p in upstream.parameters())
 
@@ -195,7 +205,12 @@ def run(request: RunRequest) -> Path | None:
     if request.jobs > 1 and distributed.world().parallel:
         raise ConfigError("--jobs runs units in worker processes: use it without torchrun")
     planned = resolve(request)
+    if request.estimate:
+        print_estimate(request, planned)
+        return None
     check_writable_dir(request.out)
+    if not request.report_only and request.disk_check and distributed.world().is_main:
+        check_disk(request.out, run_cost(request, planned))
     context = None if request.report_only else context_for(request, planned)
     # Everything above only reads: bad input fails before the output folder is touched.
     if request.launcher == "slurm" and context is not None:
@@ -210,17 +225,35 @@ def run(request: RunRequest) -> Path | None:
             print(f"plan: {len(planned.units)} unit(s) for {len(planned.experiments)} experiment(s) × "
                   f"{len(request.folds)} fold(s), profile {planned.profile.name}"
                   + (f", {request.jobs} worker processes" if request.jobs > 1 else ""))
+            janitor = CacheJanitor(planned.units, request.out, planned.profile.keep_cache)
             if request.jobs > 1:  # each worker one torch thread unless --threads says otherwise
                 worker = replace(request, jobs=1, launcher="local", threads=request.threads or 1)
-                run_in_processes(request.out, planned.units, request.jobs, functools.partial(_run_unit_in_worker, worker))
+                run_in_processes(request.out, planned.units, request.jobs, functools.partial(_run_unit_in_worker, worker),
+                                 janitor.unit_done)
             else:
                 for number, unit in enumerate(planned.units, 1):
                     print(f"[{number}/{len(planned.units)}] {unit.directory(request.out).relative_to(request.out)}")
                     execute(unit, context)
+                    if main:
+                        janitor.unit_done(unit)
         if not main:
             return None
         return report(asdict(request), request.out, planned.profile, planned.table_name, planned.experiments,
                       planned.settings, planned.units, planned.corpus, request.compare)
+
+
+def run_cost(request: RunRequest, planned: Planned) -> RunCost:
+    folds = planned.corpus.folds
+    if folds is None:
+        raise ConfigError("--estimate needs the corpus itself (its durations), not a recorded run")
+    return estimate(planned.units, planned.profile, folds, request.out)
+
+
+def print_estimate(request: RunRequest, planned: Planned) -> None:
+    cost = run_cost(request, planned)
+    print(f"estimate: {len(planned.units)} unit(s), profile {planned.profile.name}, keep {planned.profile.keep}, "
+          f"keep_cache {str(planned.profile.keep_cache).lower()}")
+    print(format_estimate(cost, free_bytes(request.out)))
 
 
 def _apply_threads(request: RunRequest) -> None:

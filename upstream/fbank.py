@@ -64,6 +64,7 @@ class FbankUpstream(Upstream):
     input_pipeline=(("features", "kaldi fbank, snip_edges, int16 scale"), ("num_mel_bins", NUM_MEL_BINS),
                     ("frame_length_ms", FRAME_LENGTH_MS), ("frame_shift_ms", FRAME_SHIFT_MS), ("dither", 0.0),
                     ("energy_floor", 0.0)),
+    architecture=lambda: FbankUpstream(),
 )
 def build_fbank() -> FbankUpstream:
     return FbankUpstream()

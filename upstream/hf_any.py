@@ -61,11 +61,28 @@ def describe(inner: str) -> dict[str, object]:
                           ("waveform", "16 kHz mono float"),
                           ("do_normalize", read_do_normalize(path, SimpleNamespace(**config))), ("norm_eps", HF_NORM_EPS),
                           ("attention_mask", "family rule")))
+    if model_type in SUPPORTED_TYPES:
+        fields["architecture"] = lambda: _skeleton(path)
     if weights is not None:  # another checkpoint at the same path is another upstream
         stat = weights.stat()
         fields["input_pipeline"] = (*fields.get("input_pipeline", ()), ("weights", hashlib.sha256(  # type: ignore[misc]
             f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]))
     return fields
+
+
+def _skeleton(path: Path) -> Upstream:
+    """The model of `path` with random weights, from its config.json alone (sized on the meta device)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if config.model_type == "whisper":
+        from transformers import WhisperFeatureExtractor, WhisperModel
+
+        from .whisper import WhisperEncoderUpstream
+
+        extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+        return WhisperEncoderUpstream(WhisperModel(config).get_encoder(), extractor)
+    return SpeechModelUpstream(AutoModel.from_config(config))
 
 
 @register_namespace(

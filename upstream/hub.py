@@ -55,6 +55,9 @@ class UpstreamSpec:
     # How input is prepared before the model (normalisation, features, tokenisation), as (key, value)
     # pairs: part of a trained unit's identity, so a changed pipeline never reuses stale results.
     input_pipeline: tuple[tuple[str, object], ...] = ()
+    # Builds the upstream's modules without weights or files (`upstream.architecture` runs it on the
+    # meta device to size a run before it starts); None where only loading the checkpoint would tell.
+    architecture: Callable[[], object] | None = field(default=None, compare=False, repr=False)
 
     @property
     def frame_rate(self) -> float:

@@ -7,8 +7,9 @@ A release pins how its checkpoint is fed: `do_normalize` comes from the model's 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,10 +35,15 @@ class Release:
     downsample_rate: int = 320
     attention_mask: bool | None = None
     attention_mask_reason: str = ""
+    # the checkpoint's transformers config (model_type + the fields that differ from its defaults),
+    # for sizing a run offline (`upstream.architecture`); never used to load weights
+    architecture: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.do_normalize, bool):
             raise TypeError(f"do_normalize must be true or false, got {self.do_normalize!r}")
+        if self.architecture and "model_type" not in self.architecture:
+            raise TypeError("architecture needs a model_type (e.g. hubert)")
         if self.attention_mask is not None and not self.attention_mask_reason:
             raise TypeError("attention_mask overrides the family rule and needs an attention_mask_reason")
 
@@ -90,7 +96,16 @@ def _register(release: Release) -> None:
             ("attention_mask", "family rule" if release.attention_mask is None else release.attention_mask),
             ("eval_batches", "equal-length groups where padding reaches the outputs"),
         ),
+        architecture=(lambda: skeleton(release.architecture)) if release.architecture else None,
     )(factory)
+
+
+def skeleton(architecture: dict[str, Any]) -> SpeechModelUpstream:
+    """The release's model with random weights (sized by `upstream.architecture` on the meta device)."""
+    from transformers import AutoConfig, AutoModel
+
+    fields = dict(architecture)
+    return SpeechModelUpstream(AutoModel.from_config(AutoConfig.for_model(fields.pop("model_type"), **fields)))
 
 
 for _release in read_releases():

@@ -56,6 +56,13 @@ def load_text_upstream(model_dir: Path, max_length: int = 512) -> TextUpstream:
     return TextUpstream(model, tokenizer, max_length)
 
 
+def _bert_skeleton(**config: Any) -> Any:
+    """The encoder of a BERT-family checkpoint without its pooler (as `load_text_upstream` keeps it)."""
+    from transformers import BertConfig, BertModel
+
+    return BertModel(BertConfig(**config), add_pooling_layer=False)
+
+
 TEXT_PIPELINE = (("text", "transcript, the checkpoint's tokenizer"), ("max_length", 512), ("truncation", True))
 
 
@@ -74,6 +81,8 @@ def _minilm_installed() -> bool:
     licence="apache-2.0",
     available=_minilm_installed,
     input_pipeline=TEXT_PIPELINE,
+    architecture=lambda: _bert_skeleton(num_hidden_layers=6, hidden_size=384, num_attention_heads=12,
+                                        intermediate_size=1536),
 )
 def build_minilm(ckpt: str | None = None, max_length: int = 512) -> TextUpstream:
     if ckpt:
@@ -99,6 +108,7 @@ def build_minilm(ckpt: str | None = None, max_length: int = 512) -> TextUpstream
     licence="apache-2.0",
     available=lambda: any(hf_snapshot(repo_id) is not None for repo_id in BERT_REPO_IDS),
     input_pipeline=TEXT_PIPELINE,
+    architecture=lambda: _bert_skeleton(),  # BertConfig's defaults are bert-base-uncased's
 )
 def build_bert(ckpt: str | None = None, max_length: int = 512) -> TextUpstream:
     candidates = (ckpt,) if ckpt else BERT_REPO_IDS

@@ -55,9 +55,7 @@ def build_tiny_model(kind: str, seed: int = 0, **overrides: Any) -> PreTrainedMo
     each call (transformers' initialisation takes ≈ 0.5 s; a benchmark builds the same one many times)."""
     key = (kind, seed, tuple(sorted(overrides.items())))
     if key not in _BUILT:
-        from transformers import HubertModel, Wav2Vec2Model, WavLMModel
-
-        model_class = {"hubert": HubertModel, "wav2vec2": Wav2Vec2Model, "wavlm": WavLMModel}[kind]
+        model_class = _model_classes()[kind]
         config = tiny_config(kind, **overrides)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -66,6 +64,12 @@ def build_tiny_model(kind: str, seed: int = 0, **overrides: Any) -> PreTrainedMo
 
 
 _BUILT: dict[tuple, PreTrainedModel] = {}
+
+
+def _model_classes() -> dict[str, Any]:
+    from transformers import HubertModel, Wav2Vec2Model, WavLMModel
+
+    return {"hubert": HubertModel, "wav2vec2": Wav2Vec2Model, "wavlm": WavLMModel}
 
 
 def _register(kind: str, suffix: str) -> None:
@@ -85,6 +89,7 @@ def _register(kind: str, suffix: str) -> None:
         reference="tests and the CPU demo; no pretraining",
         licence="n/a",
         input_pipeline=(("waveform", "16 kHz mono float"), ("do_normalize", False)),
+        architecture=lambda: SpeechModelUpstream(_model_classes()[kind](tiny_config(kind, **overrides))),
     )(factory)
 
 

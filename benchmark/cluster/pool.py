@@ -11,6 +11,7 @@ failed unit stops the run once the units already running have ended.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -21,8 +22,11 @@ from ..reporting.results import load_result
 from .launch import JobFailedError, RunUnit, depends_on
 
 
-def run_in_processes(out: Path, units: Sequence[Unit], jobs: int, run_unit: RunUnit) -> None:
-    """Run the units of `out` without a result, `jobs` at a time; `run_unit` must be picklable."""
+def run_in_processes(
+    out: Path, units: Sequence[Unit], jobs: int, run_unit: RunUnit, on_done: Callable[[Unit], None] | None = None
+) -> None:
+    """Run the units of `out` without a result, `jobs` at a time; `run_unit` must be picklable.
+    `on_done(unit)` runs here, in the calling process, after each unit that finished."""
     pending = [u for u in units if load_result(u.directory(out)) is None]
     running: dict[Future, Unit] = {}
     first_error: BaseException | None = None
@@ -43,9 +47,11 @@ def run_in_processes(out: Path, units: Sequence[Unit], jobs: int, run_unit: RunU
                 raise JobFailedError(f"a worker process ended abruptly (out of memory? a signal?) while running "
                                      f"{names}; run the same command again to resume")
             for future in done:
-                running.pop(future)
+                unit = running.pop(future)
                 error = future.exception()
                 if error is not None and first_error is None:
                     first_error = error
+                elif error is None and on_done is not None:
+                    on_done(unit)
     if first_error is not None:
         raise first_error

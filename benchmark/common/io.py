@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,14 @@ def path_label(name: str) -> str:
     characters other than letters, digits, `.`, `-`, `+`, `&` become `_`, runs of them one `_`.
     `:` → `_` as before, so existing run folders keep their names."""
     return re.sub(r"[^A-Za-z0-9.+&-]+", "_", name).strip("_") or "_"
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system of `path` (its nearest existing parent), None if unknown."""
+    folder = path.resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None

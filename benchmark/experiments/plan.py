@@ -132,6 +132,15 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
                       branch_norms(experiment, names), fold, _key(identity), _seed(recipe))
 
 
+def cache_id(unit: FrozenUnit, branch: int) -> str:
+    """Which feature cache branch `branch` of a frozen unit reads: the same source weights, layers and
+    fold read the same file (rows 5, 7 and 8 share their fine-tuned upstreams' caches)."""
+    source = unit.sources[branch]
+    weights = source.key if source is not None else unit.upstreams[branch]
+    layers = "all" if unit.featurizer == "weighted" else unit.featurizer
+    return f"{weights}|{layers}|fold{unit.fold}"
+
+
 def plan(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: RunSettings) -> list[Unit]:
     """Every unit the experiments need, once each; a unit's sources come before it."""
     ordered: dict[Unit, None] = {}

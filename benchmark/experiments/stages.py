@@ -33,9 +33,10 @@ from ..training.device import Precision, default_device
 from ..training.loop import RESUME_FILE, epoch_file, evaluate, load_model_state, train_unit, write_log
 from ..training.model import EmotionModel
 from .definitions import Profile
-from .plan import FinetuneUnit, Unit
+from .plan import FinetuneUnit, Unit, cache_id
 
 AVERAGE_FILE = "average.safetensors"
+CACHES_FILE = "caches.json"  # a frozen unit's feature-cache files, by `plan.cache_id`
 
 
 def checkpoint_file(unit_dir: Path, result: UnitResult, kind: str) -> Path:
@@ -45,6 +46,19 @@ def checkpoint_file(unit_dir: Path, result: UnitResult, kind: str) -> Path:
     if kind == "best":
         return unit_dir / epoch_file(result.best_epoch)
     raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'best' or 'average'")
+
+
+def apply_retention(unit_dir: Path, result: UnitResult, keep: str) -> None:
+    """Delete what a finished unit no longer needs under the profile's `keep` (see `Profile.keep`):
+    "reported" keeps the best epoch and the average, "average" the average, "all" everything.
+    The resume state never outlives the result."""
+    (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+    if keep == "all":
+        return
+    wanted = {AVERAGE_FILE} | ({epoch_file(result.best_epoch)} if keep == "reported" else set())
+    for path in unit_dir.glob("epoch*.safetensors"):
+        if path.name not in wanted:
+            path.unlink()
 
 
 def _scores(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, config: TrainConfig,
@@ -65,16 +79,20 @@ def run_unit(
     features_for: Callable[[EmotionModel], list[FrozenFeatures]] | None = None,
     desc: str = "unit",
     identity: str = "",
+    keep: str = "all",
 ) -> UnitResult:
     """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
 
     The average is also scored on the validation set (the best checkpoint was, at its epoch), so an
     average that lost accuracy (e.g. through averaged BatchNorm statistics) shows beside the best's. `identity` (the unit's
-    key) is recorded in the resume state and the result.
+    key) is recorded in the resume state and the result. `keep`: the retention policy applied once
+    the result is written (`apply_retention`).
     """
     finished = load_result(unit_dir)
     if finished is not None:
         print(f"{desc}: already finished ({unit_dir}), skipped")
+        if distributed.world().is_main:
+            apply_retention(unit_dir, finished, keep)
         return finished
     unit_dir.mkdir(parents=True, exist_ok=True)
     with isolated_rng(seed) as generator:
@@ -111,7 +129,7 @@ def run_unit(
             {"checkpoint": "average", "epochs": [e.epoch for e in outcome.top_k], "valid_wa": valid["average"]["wa"],
              "valid_ua": valid["average"]["ua"]}])
         atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
-        (unit_dir / RESUME_FILE).unlink(missing_ok=True)
+        apply_retention(unit_dir, result, keep)
     distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
     for kind in CHECKPOINT_KINDS:
         print(f"{desc} [{kind}]: valid WA {valid[kind]['wa']:.2f}  test WA {scores[kind].wa:.2f}  "
@@ -182,13 +200,20 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
     if isinstance(unit, FinetuneUnit):
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
                         unit.seed, ctx.store,
-                        desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key)
+                        desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep)
     layers = unit_layers(unit)
+    stores: list[FrozenFeatures] = []
 
     def features(model: EmotionModel) -> list[FrozenFeatures]:
-        return frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,
-                                     ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds,
-                                     ctx.profile.frozen.precision)
+        stores.extend(frozen_feature_stores(list(model.upstreams), ctx.store, ctx.out / "cache", layers,
+                                            ctx.profile.cache_dtype, ctx.profile.frozen.eval_batch_seconds,
+                                            ctx.profile.frozen.precision))
+        return stores
 
-    return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
-                    features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key)
+    result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
+                      features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key,
+                      keep=ctx.profile.keep)
+    if stores and distributed.world().is_main:  # which cache files it read, for `retention.CacheJanitor`
+        record = {cache_id(unit, i): [str(p) for p in s.files] for i, s in enumerate(stores)}
+        atomic_write_text(unit.directory(ctx.out) / CACHES_FILE, json.dumps(record) + "\n")
+    return result

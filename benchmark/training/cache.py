@@ -77,6 +77,7 @@ class FrozenFeatures:
             raise ValueError(f"cache dtype {dtype!r} is not one of {', '.join(CACHE_DTYPES)}")
         self.upstream, self.store, self.layers = upstream, store, layers
         self.max_batch_seconds, self.cache_dir, self.dtype = max_batch_seconds, cache_dir, CACHE_DTYPES[dtype]
+        self.files: list[Path] = []  # the cache files this store read or wrote
         self.precision = precision  # of the upstream's forward pass (see device.autocast)
         self._features: dict[str, list[Tensor]] = {}
         self.cache_hits = 0
@@ -95,6 +96,8 @@ class FrozenFeatures:
         if not missing:
             return
         path = self.cache_file(missing) if self.cache_dir is not None else None
+        if path is not None:
+            self.files.append(path)
         if path is not None and path.is_file():
             try:
                 stored = load_file(str(path))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import ContextManager, Sequence, TypeVar
 
 import torch
@@ -43,14 +44,34 @@ def world() -> World:
     return World()
 
 
+TIMEOUT_ENV = "SER_PROCESS_GROUP_TIMEOUT_MIN"
+DEFAULT_TIMEOUT_MIN = 240.0  # rank 0 alone fills a fold's feature cache while the others wait at a barrier
+
+
+def process_group_timeout() -> timedelta:
+    """How long a collective may wait: long enough for rank 0's feature precompute of a Large model over
+    a whole fold (torch's default, 10 min for NCCL, is not); $SER_PROCESS_GROUP_TIMEOUT_MIN overrides."""
+    minutes = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN))
+    if not minutes > 0:
+        raise ValueError(f"${TIMEOUT_ENV}: expected minutes > 0, got {minutes}")
+    return timedelta(minutes=minutes)
+
+
+def local_device_index(local_rank: int, device_count: int) -> int:
+    """The GPU of this process: LOCAL_RANK modulo the visible devices, so clusters that bind one GPU per
+    task (each task sees one device, LOCAL_RANK still counts the tasks of the node) work too."""
+    return local_rank % device_count
+
+
 def init_from_env() -> World:
     """Join the process group that torchrun's environment describes (WORLD_SIZE > 1), else stay alone."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return World()
     if not dist.is_initialized():
+        timeout = process_group_timeout()
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            torch.cuda.set_device(local_device_index(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timeout)
     return world()
 
 

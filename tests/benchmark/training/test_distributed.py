@@ -155,3 +155,58 @@ def test_run_benchmark_under_torchrun_reports_once(tone_corpus, tmp_path):
     assert done.stdout.count("tiny_hubert_mean [average]: mean over 1 fold(s)") == 1
     assert json.loads((tmp_path / "tiny_hubert_mean.json").read_text())["data_parallel_processes"] == 2
     assert len((tmp_path / "tiny_hubert_mean.csv").read_text().splitlines()) == 7  # header, 2 folds rows, 4 stats
+
+
+_BARRIER_SCRIPT = """
+import sys, time
+import torch.distributed as dist
+from benchmark.training import distributed
+world = distributed.init_from_env()
+try:
+    with distributed.main_first():
+        if world.is_main:
+            time.sleep(float(sys.argv[1]))  # rank 0 'precomputes' while rank 1 waits at the barrier
+    print(f"rank {world.rank} passed", flush=True)
+finally:
+    distributed.shutdown()
+"""
+
+
+@pytest.mark.parametrize("minutes, wait_s, passes", [(0.5, 3.0, True), (0.02, 4.0, False)])
+def test_the_process_group_timeout_is_what_waiting_ranks_get(minutes, wait_s, passes, tmp_path):
+    """gloo: a rank waits at the barrier for rank 0's work as long as $SER_PROCESS_GROUP_TIMEOUT_MIN says."""
+    from benchmark.training.distributed import TIMEOUT_ENV
+
+    script = tmp_path / "barrier.py"
+    script.write_text(_BARRIER_SCRIPT)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), TIMEOUT_ENV: str(minutes)}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(wait_s)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert (done.returncode == 0) == passes, done.stderr[-2000:]
+    assert (done.stdout.count("passed") == 2) == passes
+
+
+def test_default_timeout_and_device_mapping_for_one_gpu_per_task(monkeypatch):
+    """LOCAL_RANK 3 on a node whose tasks each see one GPU maps to cuda:0; the group gets the long timeout."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from benchmark.training import distributed
+
+    calls: dict[str, object] = {}
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.delenv(distributed.TIMEOUT_ENV, raising=False)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.setdefault("device", index))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, timeout: calls.update(backend=backend, timeout=timeout))
+    monkeypatch.setattr(distributed, "world", lambda: distributed.World(3, 4))
+    distributed.init_from_env()
+    assert calls == {"device": 0, "backend": "nccl", "timeout": timedelta(minutes=240)}
+    assert [distributed.local_device_index(r, 4) for r in range(6)] == [0, 1, 2, 3, 0, 1]
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "0")
+    with pytest.raises(ValueError, match="SER_PROCESS_GROUP_TIMEOUT_MIN"):
+        distributed.process_group_timeout()
