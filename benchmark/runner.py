@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .reporting.results import UnitResult
 from .reporting.sections import check_compare
 from .training import distributed
 from .training.batching import AudioStore
-from .training.device import default_device
+from .training.device import cpu_has_native_bf16, default_device, emulated_bf16_warning
 
 DEFAULT_DATA_ROOT = Path("data")
 DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
@@ -99,12 +100,13 @@ def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) ->
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
-    """Whether the upstream has parameters (fine-tuned) or none (fbank: frozen features); from its
-    architecture where the registry gives one, so no checkpoint is read to plan."""
+    """Whether the upstream has trainable parameters (fine-tuned) or none (fbank: frozen features).
+    Building it here also checks its checkpoint before anything is written; `--estimate` reads only
+    the architecture instead, so the paper profile is sized without its checkpoints."""
     from upstream import build_upstream
     from upstream.architecture import architecture_size
 
-    size = architecture_size(name)
+    size = architecture_size(name) if request.estimate else None
     if size is not None:
         return size.parameters > 0
     upstream = build_upstream(name, ckpt=request.upstream_ckpt, trust_checkpoint=request.trust_checkpoint or None)
@@ -205,6 +207,11 @@ def run(request: RunRequest) -> Path | None:
     if request.jobs > 1 and distributed.world().parallel:
         raise ConfigError("--jobs runs units in worker processes: use it without torchrun")
     planned = resolve(request)
+    precisions = [c.precision for c in (planned.profile.finetune, planned.profile.frozen,
+                                        *planned.profile.finetune_per_upstream.values())]
+    warning = emulated_bf16_warning(precisions, request.device or default_device().type, cpu_has_native_bf16())
+    if warning and distributed.world().is_main:
+        print(warning, file=sys.stderr)
     if request.estimate:
         print_estimate(request, planned)
         return None

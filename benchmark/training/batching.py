@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from upstream.interface import Batch
+from upstream.interface import SAMPLE_RATE, Batch
 
 from ..data.audio import load_wav
 from ..data.iemocap import Utterance
@@ -86,12 +86,19 @@ class AudioStore:
         return wav.float() / 32767.0
 
 
-def make_batch(utterances: Sequence[Utterance], store: AudioStore) -> Batch:
-    """Zero-padded (B, S) batch with per-row lengths, transcripts and label indices."""
+def make_batch(utterances: Sequence[Utterance], store: AudioStore, audio: bool = True) -> Batch:
+    """Zero-padded (B, S) batch with per-row lengths, transcripts and label indices.
+
+    `audio=False` (features come from a cache): no waveform is read or padded; `wavs` is (B, 0) and
+    `wav_lens` holds the true lengths in samples."""
+    labels = torch.tensor([u.label_index for u in utterances], dtype=torch.long)
+    ids, texts = [u.id for u in utterances], [u.text for u in utterances]
+    if not audio:
+        lengths = torch.tensor([round(u.duration * SAMPLE_RATE) for u in utterances], dtype=torch.long)
+        return Batch(ids, torch.zeros(len(utterances), 0), lengths, texts, labels)
     wavs = [store.get(u) for u in utterances]
     lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
     padded = torch.zeros(len(wavs), int(lengths.max()))
     for row, wav in enumerate(wavs):
         padded[row, : len(wav)] = wav
-    labels = torch.tensor([u.label_index for u in utterances], dtype=torch.long)
-    return Batch([u.id for u in utterances], padded, lengths, [u.text for u in utterances], labels)
+    return Batch(ids, padded, lengths, texts, labels)

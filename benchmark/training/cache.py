@@ -14,6 +14,7 @@ from typing import Literal, Sequence
 import torch
 from safetensors.torch import load_file, save
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from upstream.interface import Upstream, UpstreamOutput
 
@@ -27,17 +28,22 @@ LayerSelection = Literal["all", "last"] | int
 CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
-def pad_outputs(per_utterance: Sequence[list[Tensor]], dtype: torch.dtype = torch.float32) -> UpstreamOutput:
-    """Stack per-utterance hidden states (each a list of (T_i, H) layers) into one padded output."""
+def pad_outputs(
+    per_utterance: Sequence[list[Tensor]], dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> UpstreamOutput:
+    """Stack per-utterance hidden states (each a list of (T_i, H) layers) into one zero-padded output on
+    `device`, as `dtype`. Padding runs in C++ (`pad_sequence`) in the stored dtype; towards a GPU the
+    batch goes through pinned memory with a non-blocking copy and is converted there (half the bytes
+    for float16 caches), so the host does not wait for the transfer."""
     lengths = torch.tensor([layers[0].shape[0] for layers in per_utterance], dtype=torch.long)
-    num_layers, hidden = len(per_utterance[0]), per_utterance[0][0].shape[-1]
+    device = torch.device(device)
     hidden_states = []
-    for layer in range(num_layers):
-        padded = torch.zeros(len(per_utterance), int(lengths.max()), hidden, dtype=dtype)
-        for row, layers in enumerate(per_utterance):
-            padded[row, : layers[layer].shape[0]] = layers[layer]
-        hidden_states.append(padded)
-    return UpstreamOutput(hidden_states, lengths)
+    for layer in range(len(per_utterance[0])):
+        padded = pad_sequence([layers[layer] for layers in per_utterance], batch_first=True)
+        if device.type == "cuda":
+            padded = padded.pin_memory().to(device, non_blocking=True)
+        hidden_states.append(padded.to(device, dtype))
+    return UpstreamOutput(hidden_states, lengths.to(device, non_blocking=True))
 
 
 def weights_fingerprint(upstream: Upstream) -> str:
@@ -129,6 +135,6 @@ class FrozenFeatures:
     def num_layers(self) -> int:
         return self.upstream.num_layers if self.layers == "all" else 1
 
-    def outputs(self, utterance_ids: Sequence[str]) -> UpstreamOutput:
-        """Padded float32 hidden states of the given utterances (all precomputed)."""
-        return pad_outputs([self._features[uid] for uid in utterance_ids])
+    def outputs(self, utterance_ids: Sequence[str], device: torch.device | str = "cpu") -> UpstreamOutput:
+        """Padded float32 hidden states of the given utterances (all precomputed), on `device`."""
+        return pad_outputs([self._features[uid] for uid in utterance_ids], device=device)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager, Literal
+from pathlib import Path
+from typing import ContextManager, Literal, Sequence
 
 import torch
 
@@ -27,3 +28,24 @@ def autocast(device: torch.device, precision: Precision = "auto") -> ContextMana
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); None where /proc/cpuinfo is absent."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return None
+    return any(f" {flag}" in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def emulated_bf16_warning(precisions: Sequence[str], device_type: str, native: bool | None) -> str | None:
+    """The warning for a profile that asks for bf16 on a CPU that can only emulate it, else None."""
+    if device_type != "cpu" or "bf16" not in precisions or native is not False:
+        return None
+    return ("warning: the profile asks for precision bf16, but this CPU has no native bf16 (no AVX512-BF16 or "
+            "AMX): it is emulated, about 15x slower than float32 here (bench row ecapa_bf16); set precision: "
+            "float32 or auto for CPU runs")

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from upstream.interface import Batch, output_to
+from upstream.interface import Batch
 
 from ..common.faults import fault_point
 from ..common.io import atomic_write_text
@@ -101,7 +101,7 @@ def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatur
         if features is None:
             logits = (trained or model)(batch.to(device))
         else:
-            logits = (trained or model.downstream)([output_to(f.outputs(batch.ids), device) for f in features])
+            logits = (trained or model.downstream)([f.outputs(batch.ids, device) for f in features])
     return logits.float()
 
 
@@ -119,7 +119,8 @@ def evaluate(
     scored: dict[int, int] = {}
     with torch.no_grad():
         for indices in distributed.my_batches(duration_batches([u.duration for u in utterances], max_batch_seconds)):
-            logits = logits_of(model, make_batch([utterances[i] for i in indices], store), features, precision)
+            batch = make_batch([utterances[i] for i in indices], store, audio=features is None)
+            logits = logits_of(model, batch, features, precision)
             scored.update(zip(indices, logits.argmax(dim=-1).tolist()))
     predictions = np.full(len(utterances), -1, dtype=np.int64)
     for share in distributed.gather_objects(scored):
@@ -184,17 +185,21 @@ def train_unit(
         batches = duration_batches(durations, config.max_batch_seconds, generator, min_batch_size=2,
                                    jitter=config.batch_jitter)
         _set_mode(model, True, config)
-        total_loss, hits, seen = 0.0, 0, 0
+        # loss and hits stay on the device until the epoch ends: no host synchronisation per step
+        total_loss = torch.zeros((), dtype=torch.float64, device=_device(model))
+        hits, seen = torch.zeros((), dtype=torch.long, device=total_loss.device), 0
         steps_this_epoch = math.ceil(len(batches) / config.grad_accumulation)
         bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
                    disable=None if main else True)
         for position, indices in enumerate(bar):
             steps_now = (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches)
             rows, real = distributed.my_rows(indices)
-            batch = make_batch([train_set[i] for i in rows], store)
+            batch = make_batch([train_set[i] for i in rows], store, audio=features is None)
             with distributed.no_sync(trained, skip=not steps_now):
                 loss, correct = _backward(model, batch, real, weight, features, config.precision, trained)
-            total_loss, hits, seen = total_loss + loss, hits + correct, seen + real
+            total_loss += loss
+            hits += correct
+            seen += real
             if steps_now:
                 done = (epoch - 1 + (position // config.grad_accumulation) / steps_this_epoch) / config.epochs
                 factor = lr_factor(done, 1 / (steps_this_epoch * config.epochs), config.warmup_fraction)
@@ -205,8 +210,7 @@ def train_unit(
                 optimizer.zero_grad(set_to_none=True)
                 progress.step += 1
                 fault_point(f"step:{unit_dir}")
-            bar.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}", acc=f"{hits / max(seen, 1):.3f}")
-        total_loss, hits, seen = distributed.sum_across([total_loss, hits, seen])
+        total_loss, hits, seen = distributed.sum_across([float(total_loss), int(hits), seen])
         distributed.sync_buffers(model)
         predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
         valid = score(valid_labels, predicted, len(LABELS))
@@ -226,14 +230,15 @@ def train_unit(
 
 
 def _backward(model: EmotionModel, batch: Batch, real: int, weight: float, features: Sequence[FrozenFeatures] | None,
-              precision: Precision, trained: nn.Module) -> tuple[float, int]:
+              precision: Precision, trained: nn.Module) -> tuple[Tensor, Tensor]:
     """Forward and backward of one micro-batch: the sum of its first `real` rows' losses × `weight`
-    (rows past `real` only fill a short data-parallel share). Returns that loss sum and the hits."""
+    (rows past `real` only fill a short data-parallel share). Returns that loss sum (float64) and the
+    hits, both still on the device."""
     logits = logits_of(model, batch, features, precision, trained)
-    labels = batch.labels.to(logits.device)
+    labels = batch.labels.to(logits.device, non_blocking=True)
     loss = nn.functional.cross_entropy(logits[:real], labels[:real], reduction="sum")
     (loss * weight).backward()
-    return loss.item(), int((logits[:real].argmax(-1) == labels[:real]).sum())
+    return loss.detach().double(), (logits[:real].argmax(-1) == labels[:real]).sum()
 
 
 @dataclass

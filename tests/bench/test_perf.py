@@ -52,3 +52,21 @@ def test_missing_s3prl_packages_stop_before_measuring(tmp_path: Path, monkeypatc
     assert perf.main(["--only", "s3prl", "--out", str(tmp_path / "perf.csv")]) == 2
     assert "needs librosa" in capsys.readouterr().err
     assert not (tmp_path / "perf.csv").exists()
+
+
+def test_stage2_assembly_before_and_after_give_the_same_batch_and_the_section_writes_its_rows(tmp_path: Path) -> None:
+    import torch
+
+    from bench import perf, stage2_host
+    from benchmark.training.cache import pad_outputs
+
+    generator = torch.Generator().manual_seed(0)
+    rows = [[torch.randn(n, 8, generator=generator).half()] for n in (5, 9, 2)]
+    [before] = stage2_host._old_pad(rows)
+    after = pad_outputs(rows)
+    assert torch.equal(before, after.hidden_states[0]) and after.lengths.tolist() == [5, 9, 2]
+    assert after.hidden_states[0].dtype == torch.float32 and (after.hidden_states[0][2, 2:] == 0).all()
+    out = tmp_path / "perf.csv"
+    assert perf.main(["--only", "stage2", "--out", str(out), "--work", str(tmp_path)]) == 0
+    metrics = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert metrics == ["stage2_host_ms_per_step.base_hubert_ecapa512", "stage2_model_step_ms.base_hubert_ecapa512"]

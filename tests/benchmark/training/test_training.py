@@ -48,7 +48,7 @@ def _log(unit_dir: Path) -> list[dict]:
 
 
 def test_top_k_checkpoints_on_disk_are_the_k_best_epochs(tone_corpus, tmp_path):
-    run(_request(tone_corpus, tmp_path))
+    run(_request(tone_corpus, tmp_path, profile=replace(PROFILE, keep="all")))  # the default keeps best + average
     unit_dir = _unit(tmp_path, "fbank", "mean")
     log = _log(unit_dir)
     assert [e["epoch"] for e in log] == list(range(1, 7))
@@ -127,7 +127,7 @@ def test_cached_features_equal_recomputed_ones(tone_corpus, tmp_path, name, dtyp
 
 
 def test_ecapa_reuses_the_fine_tuned_averaged_upstream_of_the_fold(tone_corpus, tmp_path, capsys):
-    request = _request(tone_corpus, tmp_path, replace(PROFILE, frozen=replace(FROZEN, epochs=2, top_k=2)),
+    request = _request(tone_corpus, tmp_path, replace(PROFILE, frozen=replace(FROZEN, epochs=2, top_k=2), keep_cache=True),
                        upstream="tiny_hubert")
     run(request)
     finetune_result = _unit(tmp_path, "tiny_hubert", "finetune") / "result.json"
