@@ -186,8 +186,7 @@ def train_unit(
                                    jitter=config.batch_jitter)
         _set_mode(model, True, config)
         # loss and hits stay on the device until the epoch ends: no host synchronisation per step
-        total_loss = torch.zeros((), dtype=torch.float64, device=_device(model))
-        hits, seen = torch.zeros((), dtype=torch.long, device=total_loss.device), 0
+        total_loss, hits, seen = torch.zeros((), dtype=torch.float64, device=_device(model)), 0, 0
         steps_this_epoch = math.ceil(len(batches) / config.grad_accumulation)
         bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
                    disable=None if main else True)
