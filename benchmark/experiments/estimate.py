@@ -127,13 +127,19 @@ def _activations(size: ArchitectureSize | None, name: str, config: TrainConfig, 
     if isinstance(unit, FrozenUnit):  # features from the cache; the aggregator holds the activations
         tokens = int(config.max_batch_seconds * (spec.frame_rate or 50.0))
         return ECAPA_MAPS * channels * tokens * 4 if unit.aggregator == "ecapa" else tokens * spec.hidden_size * 4
+    return finetune_activations(size, config.max_batch_seconds, longest, half, spec.frame_rate or 50.0)
+
+
+def finetune_activations(size: ArchitectureSize | None, batch_seconds: float, longest_s: float, half: bool,
+                         frame_rate: float = 50.0) -> int:
+    """Activation bytes a fine-tuned transformer upstream keeps for backward over one batch of
+    `batch_seconds` whose longest utterance lasts `longest_s` (also used by bench/gpu_check.py)."""
     if size is None or not size.transformer_layers:
         return 0
-    tokens = int(config.max_batch_seconds * (spec.frame_rate or 50.0))
-    length = int(longest * (spec.frame_rate or 50.0))
+    tokens, length = int(batch_seconds * frame_rate), int(longest_s * frame_rate)
     per_layer = tokens * (34 * size.hidden_size + 5 * size.attention_heads * length)
     transformer = size.transformer_layers * per_layer * (1 if half else 2)
-    conv = size.conv_channels * int(config.max_batch_seconds * SAMPLE_RATE / 5) * 4 * 2  # first conv, transient
+    conv = size.conv_channels * int(batch_seconds * SAMPLE_RATE / 5) * 4 * 2  # first conv layer, transient
     return max(transformer, conv)
 
 
