@@ -153,6 +153,10 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
     names = [unit.upstream] if isinstance(unit, FinetuneUnit) else list(unit.upstreams)
     sizes = {name: architecture_size(name) for name in names}
     unsized = [name for name, size in sizes.items() if size is None]
+    finished = load_result(unit.directory(out)) is not None
+    if unsized:  # only loading its checkpoint would tell its size: the unit is left out of the totals
+        return UnitCost(str(unit.directory(out).relative_to(out)), 0, 0, {}, 0, 0, 0,
+                        {"weights": 0, "gradients": 0, "optimizer": 0, "activations": 0}, finished), unsized
     specs = {name: get_spec(name) for name in names}
     config = profile.finetune_for(unit.upstream) if isinstance(unit, FinetuneUnit) else profile.frozen
     utterances = [*fold.train, *fold.valid, *fold.test]
@@ -184,7 +188,6 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
     activations = sum(_activations(sizes[n], n, config, longest, unit, profile.ecapa.channels) for n in names)
     gpu = {"weights": upstream_bytes + head_bytes, "gradients": 4 * trainable, "optimizer": 8 * trainable,
            "activations": activations}
-    finished = load_result(unit.directory(out)) is not None
     return UnitCost(str(unit.directory(out).relative_to(out)), checkpoint, resume, caches, peak_disk, retained,
                     host_ram, gpu, finished), unsized
 

@@ -157,3 +157,10 @@ def test_a_shared_cache_is_dropped_after_its_last_reader_only(tmp_path):
     files[shared].write_bytes(b"x")
     kept.unit_done(row6), kept.unit_done(row7)
     assert files[shared].exists()
+
+
+def test_an_upstream_without_an_architecture_is_named_not_guessed(tone_corpus, tmp_path, capsys):
+    request = RunRequest(upstream="s3prl:mfcc", downstream="mean", folds=(1,), data=tone_corpus, out=tmp_path / "o",
+                         profile="demo", strict=False, estimate=True)
+    assert run(request) is None
+    assert capsys.readouterr().out.splitlines()[-1] == "not counted (no architecture to size them): s3prl:mfcc"
