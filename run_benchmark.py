@@ -34,7 +34,11 @@ def parse_ids(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="subcommands (each with its own --help):\n"
+               "  run_benchmark.py export --run DIR --experiment N --fold K --to FOLDER   a trained model as a folder\n"
+               "  run_benchmark.py predict --model FOLDER FILE...                         emotions of recordings")
     parser.add_argument("--table", type=int, default=None, help="run every experiment of a table (1: the paper's Table 1)")
     parser.add_argument("--experiment", type=parse_ids, default=(), help="run only these experiments of the table, e.g. 3,5")
     parser.add_argument("--upstream", default="fbank",

@@ -14,10 +14,12 @@ setup(
         "torchaudio>=2.9",
         "speechbrain>=1.0",
         "transformers>=5.0",
+        "huggingface-hub",  # upstream.checkpoints: the local hub cache, offline
         "safetensors",
         "numpy",
         "pandas",
         "pyyaml",
+        "scipy",  # benchmark.reporting.stats (binomial test)
         "soundfile",
         "tqdm",
         "matplotlib",

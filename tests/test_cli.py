@@ -16,8 +16,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_flag():
     result = run_cli("--help")
     assert result.returncode == 0
-    for flag in ("--upstream", "--downstream", "--data", "--folds", "--out", "--seed"):
+    for flag in ("--upstream", "--downstream", "--data", "--folds", "--out", "--seed", "--estimate", "--no-disk-check"):
         assert flag in result.stdout
+    # a newcomer finds the subcommands in the help, each with flags that its own parser accepts
+    assert "run_benchmark.py export --run DIR --experiment N --fold K --to FOLDER" in result.stdout
+    assert "run_benchmark.py predict --model FOLDER FILE..." in result.stdout
+    for command in ("export", "predict"):
+        assert run_cli(command, "--help").returncode == 0
 
 
 @pytest.mark.parametrize(

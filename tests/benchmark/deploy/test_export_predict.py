@@ -307,3 +307,29 @@ def test_a_whisper_encoder_model_is_rebuilt_from_the_bundle_alone(small_corpus, 
     utterances = [u for u in iemocap.load(small_corpus, verbose=False) if u.session == 3][:3]
     batch = make_batch(utterances, AudioStore())
     torch.testing.assert_close(predictor.logits(batch), EmotionPredictor(model, read_config(folder)).logits(batch))
+
+
+def test_prediction_of_a_group_norm_model_does_not_depend_on_its_batch_mates(small_corpus, tmp_path):
+    """A Base-style upstream (group norm over time in its first conv): a padded batch would leak into the
+    shorter files, so a file gets the same probabilities alone and among others of other lengths."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = EmotionModel([build_upstream("tiny_hubert_groupnorm")], DownstreamConfig(aggregator="mean")).eval()
+    folder = tmp_path / "groupnorm_model"
+    save_bundle(folder, model, "all", LABELS)
+    predictor = load_model(folder, "cpu")
+    utterances = sorted(iemocap.load(small_corpus, verbose=False), key=lambda u: u.duration)
+    files = [utterances[0].path, utterances[len(utterances) // 2].path, utterances[-1].path]
+    assert len({round(u.duration, 3) for u in (utterances[0], utterances[len(utterances) // 2], utterances[-1])}) == 3
+    together, _ = predictor.predict_files(files)
+    for path, prediction in zip(files, together):
+        (alone,), _ = predictor.predict_files([path])
+        assert prediction.probabilities == pytest.approx(alone.probabilities, abs=1e-6), path.name
+    upstream = predictor.model.upstreams[0]
+    batch = make_batch([utterances[0], utterances[-1]], AudioStore())
+    with torch.no_grad():  # what batching the files would have done: the short one changes
+        padded = upstream.forward_padded(batch.wavs, batch.wav_lens).hidden_states[-1][0]
+        single = make_batch([utterances[0]], AudioStore())
+        alone_states = upstream.forward_padded(single.wavs, single.wav_lens).hidden_states[-1][0]
+    frames = alone_states.shape[0]
+    assert not torch.allclose(padded[:frames], alone_states, atol=1e-3)
