@@ -164,9 +164,34 @@ def read_config(folder: Path) -> BundleConfig:
     if data.pop("version", None) != VERSION:
         raise BundleError(f"{path}: model format version is not {VERSION}; export it again with this version")
     try:
-        return from_dict(BundleConfig, data, path.name)
+        config = from_dict(BundleConfig, data, path.name)
     except ConfigError as error:
         raise BundleError(f"{folder}: {error}") from None
+    problem = _inconsistency(config, folder)
+    if problem:
+        raise BundleError(f"{path}: {problem}")
+    return config
+
+
+def _inconsistency(config: BundleConfig, folder: Path) -> str | None:
+    """What in a parsed config cannot describe a working model, as one phrase naming the field."""
+    if not config.window_seconds > 0:
+        return f"window_seconds must be > 0, got {config.window_seconds}"
+    if config.sample_rate != SAMPLE_RATE:
+        return f"sample_rate {config.sample_rate} is not supported: models of this toolkit take {SAMPLE_RATE} Hz"
+    if len(config.labels) != config.downstream.num_classes or len(set(config.labels)) != len(config.labels):
+        return (f"labels lists {len(config.labels)} (distinct) names for a classifier of "
+                f"downstream.num_classes = {config.downstream.num_classes} outputs")
+    if len(config.stored_layers) != len(config.upstreams) or any(n < 1 for n in config.stored_layers):
+        return f"stored_layers {list(config.stored_layers)} does not give >= 1 layer for each of the {len(config.upstreams)} upstream(s)"
+    if config.layers not in ("all", "last") and not (isinstance(config.layers, int) and not isinstance(config.layers, bool)
+                                                     and all(-n <= config.layers < n for n in config.stored_layers)):
+        return f"layers {config.layers!r} is not 'all', 'last' or a layer index within the stored layers {list(config.stored_layers)}"
+    for entry in config.upstreams:
+        tokenizer = entry.build.get("tokenizer")
+        if tokenizer is not None and not (folder / str(tokenizer)).resolve().is_relative_to(folder.resolve()):
+            return f"upstream {entry.name!r}: tokenizer path {tokenizer!r} leaves the model folder"
+    return None
 
 
 def _from_model_config(model_config: dict[str, Any]) -> Any:

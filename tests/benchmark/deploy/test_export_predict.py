@@ -333,3 +333,41 @@ def test_prediction_of_a_group_norm_model_does_not_depend_on_its_batch_mates(sma
         alone_states = upstream.forward_padded(single.wavs, single.wav_lens).hidden_states[-1][0]
     frames = alone_states.shape[0]
     assert not torch.allclose(padded[:frames], alone_states, atol=1e-3)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("window_seconds", 0, "window_seconds must be > 0, got 0"),
+    ("window_seconds", -3.5, "window_seconds must be > 0, got -3.5"),
+    ("labels", ["neu", "hap", "ang"], "labels lists 3 (distinct) names for a classifier of downstream.num_classes = 4"),
+    ("labels", ["neu", "neu", "ang", "sad"], "labels lists 4 (distinct) names"),
+    ("layers", 40, "layers 40 is not 'all', 'last' or a layer index within the stored layers"),
+    ("sample_rate", 8000, "sample_rate 8000 is not supported: models of this toolkit take 16000 Hz"),
+    ("stored_layers", [0], "stored_layers [0] does not give >= 1 layer for each of the 1 upstream(s)"),
+])
+def test_an_inconsistent_bundle_is_one_line_naming_the_field_and_exit_2(field, value, message, exported, tmp_path,
+                                                                        small_corpus, capsys):
+    """#21 item 5: before, such a bundle loaded and then failed (or silently misbehaved) on every file."""
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(exported[9], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[field] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    wav = next(iter(iemocap.load(small_corpus, verbose=False))).path
+    assert main(["predict", "--model", str(folder), str(wav)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0] and "config.json" in error[0]
+
+
+def test_a_tokenizer_path_outside_the_model_folder_is_refused(tmp_path):
+    folder = tmp_path / "text_model"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = EmotionModel([_tiny_text_upstream()], DownstreamConfig(aggregator="mean")).eval()
+    save_bundle(folder, model, "all", LABELS)
+    config = json.loads((folder / "config.json").read_text())
+    config["upstreams"][0]["build"]["tokenizer"] = "../../elsewhere"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"tokenizer path '../../elsewhere' leaves the model folder"):
+        load_model(folder, "cpu")
