@@ -97,7 +97,7 @@ def results_text(path: Path, labels: Sequence[str], predictions: Sequence, failu
 def _predict(args: argparse.Namespace) -> int:
     from .common.io import atomic_write_text
     from .deploy.bundle import read_config
-    from .deploy.predict import find_audio, load_model, read_transcripts
+    from .deploy.predict import check_transcript_keys, find_audio, load_model, read_transcripts
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"--out: {args.out}: expected a .csv or .json file name")
@@ -108,6 +108,8 @@ def _predict(args: argparse.Namespace) -> int:
                          "pass --transcripts FILE.csv with columns file,text")
     transcripts = read_transcripts(args.transcripts) if args.transcripts is not None else None
     files, failures = find_audio(args.audio)
+    if transcripts is not None and config.needs_text:
+        check_transcript_keys(transcripts, files)  # before anything is printed: the error is the one line
     predictor = load_model(args.model, args.device)
     if args.window is not None:
         predictor.window_seconds = args.window

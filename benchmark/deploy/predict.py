@@ -81,11 +81,33 @@ def read_transcripts(path: Path) -> dict[str, str]:
         raise FileNotFoundError(f"--transcripts: {path}: cannot read ({error.strerror})") from None
 
 
+def _keys(path: Path) -> list[str]:
+    """The transcript keys that name `path`: as given, absolute, its file name, its stem."""
+    return list(dict.fromkeys((str(path), str(path.resolve()), path.name, path.stem)))
+
+
 def _transcript(transcripts: dict[str, str], path: Path) -> str | None:
-    for key in (str(path), str(path.resolve()), path.name, path.stem):
+    for key in _keys(path):
         if key in transcripts:
             return transcripts[key]
     return None
+
+
+def check_transcript_keys(transcripts: dict[str, str], files: Sequence[Path]) -> None:
+    """No silent choice: a key that names several of the files, or a file named by several keys, is an
+    error naming them."""
+    named: dict[str, list[Path]] = {}
+    for path in files:
+        keys = [key for key in _keys(path) if key in transcripts]
+        if len(keys) > 1:
+            raise ValueError(f"--transcripts: {path} is named by several rows ({', '.join(map(repr, keys))}); "
+                             "keep one row per file")
+        for key in keys:
+            named.setdefault(key, []).append(path)
+    for key, paths in named.items():
+        if len(paths) > 1:
+            raise ValueError(f"--transcripts: {key!r} names several files ({', '.join(map(str, paths[:3]))}"
+                             f"{' ...' if len(paths) > 3 else ''}); use their paths as keys")
 
 
 def find_audio(inputs: Sequence[Path]) -> tuple[list[Path], list[Failure]]:
@@ -182,6 +204,8 @@ class EmotionPredictor:
         if self.needs_text and transcripts is None:
             raise self._require_text("pass --transcripts FILE.csv (columns file,text)")
         paths = [Path(f) for f in files]
+        if self.needs_text and transcripts is not None:
+            check_transcript_keys(transcripts, paths)
         predictions: list[Prediction] = []
         failures: list[Failure] = []
         bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)

@@ -371,3 +371,32 @@ def test_a_tokenizer_path_outside_the_model_folder_is_refused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(BundleError, match=r"tokenizer path '../../elsewhere' leaves the model folder"):
         load_model(folder, "cpu")
+
+
+def test_ambiguous_transcript_keys_are_an_error_naming_them(small_corpus, tmp_path, capsys):
+    """#21 item 6: before, the first matching key won silently."""
+    import shutil
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = EmotionModel([_tiny_text_upstream()], DownstreamConfig(aggregator="mean")).eval()
+    folder = tmp_path / "text_model"
+    save_bundle(folder, model, "all", LABELS)
+    wav = next(iter(iemocap.load(small_corpus, verbose=False))).path
+    a, b = tmp_path / "a" / wav.name, tmp_path / "b" / wav.name
+    for copy in (a, b):
+        copy.parent.mkdir()
+        shutil.copy(wav, copy)
+    by_stem = tmp_path / "stem.csv"
+    by_stem.write_text(f"file,text\n{wav.stem},so happy\n")
+    assert main(["predict", "--model", str(folder), str(a), str(b), "--transcripts", str(by_stem)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"'{wav.stem}' names several files ({a}, {b})" in error[0]
+    two_keys = tmp_path / "two.csv"
+    two_keys.write_text(f"file,text\n{a},so happy\n{wav.name},so sad\n")
+    assert main(["predict", "--model", str(folder), str(a), "--transcripts", str(two_keys)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"{a} is named by several rows ('{a}', '{wav.name}')" in error[0]
+    by_path = tmp_path / "paths.csv"
+    by_path.write_text(f"file,text\n{a},so happy\n{b},so sad\n")
+    assert main(["predict", "--model", str(folder), str(a), str(b), "--transcripts", str(by_path)]) == 0
