@@ -9,6 +9,7 @@ epoch's or the top-k average, named by the caller: `benchmark.experiments.stages
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ def layers_png(path: Path, weights: dict[int, dict[int, np.ndarray]], branches: 
         axis.set_xticks(range(0, len(mean), max(1, len(mean) // 12)))
         axis.set_title(branches[branch] if branch < len(branches) else f"branch {branch}", fontsize=9)
         axis.legend(fontsize=7)
-    figure.suptitle(title, fontsize=9)
+    width = 4.8 * len(branch_ids)
+    figure.suptitle(textwrap.fill(title, width=max(20, int(0.92 * width * 72 / (0.55 * 9)))), fontsize=9)
     figure.tight_layout()
     atomic_write_figure(path, figure)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -154,7 +156,16 @@ def layer_outputs(out: Path, name: str, rows: list[Row]) -> tuple[list[list[obje
     return lines, section + [""]
 
 
+def wrapped_title(title: str, figure_width_in: float, fontsize: float = 9) -> str:
+    """`title` broken into lines that fit a figure `figure_width_in` inches wide (≈ 0.55 em per character)."""
+    return textwrap.fill(title, width=max(20, int(0.92 * figure_width_in * 72 / (0.55 * fontsize))))
+
+
 def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
+    atomic_write_figure(path, confusion_figure(confusion, title))
+
+
+def confusion_figure(confusion: np.ndarray, title: str) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,9 +182,9 @@ def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
     axes.set_yticks(range(len(LABELS)), LABELS)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(title, fontsize=9)
+    axes.set_title(wrapped_title(title, 4.2), fontsize=9)
     figure.tight_layout()
-    atomic_write_figure(path, figure)
+    return figure
 
 
 def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stats: StatsConfig = StatsConfig(),
