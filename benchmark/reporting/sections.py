@@ -42,8 +42,10 @@ def significance_section(name: str, ids: list[int], comparisons: list[Comparison
     out = ["## Paired comparisons", "",
            f"Row minus column, in points, on the test utterances both rows share. `*`: significant at {stats.alpha:g} "
            f"after Holm's correction over the {len(comparisons)} pair(s) of this table, separately for WA and UA. "
-           "WA: exact McNemar test on per-utterance correctness pooled over folds; UA: paired sign-flip permutation "
-           f"test ({stats.resamples} resamples, seed {stats.seed}). Intervals and p-values: `{name}_pairwise.csv`.", ""]
+           "WA and UA: paired sign-flip permutation test of the fold-mean difference shown "
+           f"({stats.resamples} resamples, seed {stats.seed}). The tests compare two trained models on the same "
+           "test utterances: training randomness is not included. Intervals and p-values: "
+           f"`{name}_pairwise.csv`.", ""]
     for metric in ("wa", "ua"):
         out += [f"{metric.upper()}:", "", md_table(["", *(f"exp {j}" for j in ids)],
                                                     _matrix(ids, comparisons, metric, stats.alpha, mark)), ""]
@@ -102,8 +104,9 @@ def comparison_text(rows: list[Row], stats: StatsConfig = StatsConfig()) -> str:
     ids = [r.experiment.id for r in rows]
     cell = lambda d, p, s: f"{d:+.2f} (p={p:.2g}){'*' if s else ''}"  # noqa: E731
     out = [f"Paired comparisons: row − column in points; p after Holm over {len(comparisons)} pair(s); "
-           f"* significant at {stats.alpha:g} (WA: exact McNemar; UA: sign-flip permutation, "
-           f"{stats.resamples} resamples, seed {stats.seed})"]
+           f"* significant at {stats.alpha:g} (WA and UA: sign-flip permutation of the fold-mean difference, "
+           f"{stats.resamples} resamples, seed {stats.seed}; two trained models on the same test utterances, "
+           "training randomness not included)"]
     for metric in ("wa", "ua"):
         table = [["", *(f"exp {j}" for j in ids)], *_matrix(ids, comparisons, metric, stats.alpha, cell)]
         widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]

@@ -8,14 +8,15 @@ index matrix, and the same distribution.
 
 Paired comparisons of two experiments use the same test utterances:
 
-- WA: the exact McNemar test (binomial test on the utterances only one of the two got right), pooled
-  over folds;
-- UA: a paired sign-flip permutation test (each utterance's two predictions swapped at random); only
-  discordant utterances move the statistic, so the swaps of a (fold, class) group are one binomial draw;
+- WA and UA: a paired sign-flip permutation test of the difference that is shown, the fold-mean one
+  (each utterance's two predictions swapped at random); only discordant utterances move the
+  statistic, so the swaps of a (fold, class) group are one binomial draw. (An exact McNemar test on
+  utterances pooled over folds would test another statistic: with unequal fold sizes it can favour
+  the other row than the fold-mean difference beside it.)
 - the interval of a difference resamples the utterance pairs within each fold.
 
 Randomness comes from `numpy.random.default_rng` alone, seeded by the configured seed and what is
-drawn: (seed, 0, experiment) for a row, (seed, 1 | 2, lower id, higher id) for a pair. Same seed, same numbers, and a
+drawn: (seed, 0, experiment) for a row, (seed, 1 | 2 | 3, lower id, higher id) for a pair. Same seed, same numbers, and a
 row's or pair's numbers do not depend on which other rows are in the table.
 """
 from __future__ import annotations
@@ -212,7 +213,7 @@ class Comparison:
     wa_high: float
     a_only: int  # utterances a got right and b wrong
     b_only: int
-    p_wa: float  # exact McNemar
+    p_wa: float  # sign-flip permutation of the fold-mean WA difference
     ua_diff: float
     ua_low: float
     ua_high: float
@@ -252,7 +253,8 @@ def compare(a_id: int, a: Outcomes, b_id: int, b: Outcomes, num_classes: int, co
     a_only = int(np.count_nonzero(a.correct & ~b.correct))
     b_only = int(np.count_nonzero(~a.correct & b.correct))
     return Comparison(a_id, b_id, len(a.ids), float(wa_diff), *_interval(wa_draws, config.level), a_only, b_only,
-                      mcnemar_exact(a_only, b_only), float(ua_diff), *_interval(ua_draws, config.level),
+                      sign_flip_test(a, b, num_classes, config.resamples, [config.seed, 3, a_id, b_id], metric="wa"),
+                      float(ua_diff), *_interval(ua_draws, config.level),
                       sign_flip_test(a, b, num_classes, config.resamples, [config.seed, 2, a_id, b_id]))
 
 

@@ -214,7 +214,7 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
                                                    note))
     statistics = asdict(stats) | {
         "interval": "percentile bootstrap of the fold-mean WA/UA, utterances resampled within each fold",
-        "wa_test": "exact McNemar, per-utterance correctness pooled over folds",
+        "wa_test": "paired sign-flip permutation test of the fold-mean WA (the difference shown)",
         "ua_test": "paired sign-flip permutation test of the fold-mean UA",
         "correction": "Holm over the table's pairs, separately for WA and UA"}
     atomic_write_text(out / "run.json", json.dumps(provenance | {"statistics": statistics}, indent=1, default=str) + "\n")

@@ -308,3 +308,27 @@ def test_compare_through_the_runner_in_report_only_mode(tone_corpus, tmp_path, c
     assert (tmp_path / "table1_pairwise.csv").is_file()
     with pytest.raises(ConfigError, match="experiment 3 is not among"):
         run(replace(request, compare=(3, 9)))
+
+def test_the_wa_p_value_tests_the_fold_mean_difference_that_is_shown():
+    """#21 item 1. Folds of 100 and 1000 utterances: row a is +20 points on the small fold and −5 on the
+    large one, so the fold-mean ΔWA shown is +7.5 with an interval above 0. Pooled over folds b is ahead
+    (700 vs 670 right), and McNemar on the pooled utterances (the p reported before) called *b*
+    significantly better (p = 0.026); the reported p now tests the shown difference."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 1100)
+    folds = np.repeat([1, 2], [100, 1000])
+
+    def predictions(right_small: int, right_large: int, offset: int) -> np.ndarray:
+        correct = np.zeros(1100, dtype=bool)
+        correct[np.arange(right_small)] = True
+        correct[100 + (np.arange(right_large) + offset) % 1000] = True
+        return np.where(correct, labels, (labels + 1) % 4)
+
+    a = outcomes(labels, predictions(70, 600, 0), folds)
+    b = outcomes(labels, predictions(50, 650, 50), folds)
+    result = compare(1, a, 2, b, 4, StatsConfig(resamples=5000))
+    assert result.wa_diff == pytest.approx(7.5) and result.wa_low > 0
+    assert mcnemar_exact(result.a_only, result.b_only) < 0.05 and result.b_only > result.a_only  # pooled: b ahead
+    assert result.p_wa < 0.05
+    expected = sign_flip_test(*align(a, b), 4, 5000, seed=[0, 3, 1, 2], metric="wa")
+    assert result.p_wa == expected
