@@ -64,9 +64,9 @@ def _old_pad(per_utterance: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     return [padded]
 
 
-def measure(batches_to_time: int = 20, model_steps: int = 2, seed: int = 0) -> HostTimes:
+def measure(batches_to_time: int = 20, model_steps: int = 2, seed: int = 0, utterances_total: int = 1200) -> HostTimes:
     settings = step_settings("paper")
-    durations = iemocap_like_durations(1200, seed)
+    durations = iemocap_like_durations(utterances_total, seed)
     utterances = [Utterance(f"u{i:05d}", Path(f"u{i:05d}.wav"), "neu", 1, "Ses01F", "F", "", d)
                   for i, d in enumerate(durations)]
     generator = torch.Generator().manual_seed(seed)

@@ -54,7 +54,10 @@ def test_missing_s3prl_packages_stop_before_measuring(tmp_path: Path, monkeypatc
     assert not (tmp_path / "perf.csv").exists()
 
 
-def test_stage2_assembly_before_and_after_give_the_same_batch_and_the_section_writes_its_rows(tmp_path: Path) -> None:
+def test_stage2_assembly_before_and_after_give_the_same_batch_and_the_section_writes_its_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
     import torch
 
     from bench import perf, stage2_host
@@ -67,6 +70,7 @@ def test_stage2_assembly_before_and_after_give_the_same_batch_and_the_section_wr
     assert torch.equal(before, after.hidden_states[0]) and after.lengths.tolist() == [5, 9, 2]
     assert after.hidden_states[0].dtype == torch.float32 and (after.hidden_states[0][2, 2:] == 0).all()
     out = tmp_path / "perf.csv"
+    monkeypatch.setattr(stage2_host, "measure", functools.partial(stage2_host.measure, 3, 1, utterances_total=150))
     assert perf.main(["--only", "stage2", "--out", str(out), "--work", str(tmp_path)]) == 0
     metrics = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert metrics == ["stage2_host_ms_per_step.base_hubert_ecapa512", "stage2_model_step_ms.base_hubert_ecapa512"]

@@ -172,9 +172,10 @@ finally:
 """
 
 
-@pytest.mark.parametrize("minutes, wait_s, passes", [(0.5, 3.0, True), (0.02, 4.0, False)])
+@pytest.mark.parametrize("minutes, wait_s, passes", [(0.02, 4.0, False)])
 def test_the_process_group_timeout_is_what_waiting_ranks_get(minutes, wait_s, passes, tmp_path):
-    """gloo: a rank waits at the barrier for rank 0's work as long as $SER_PROCESS_GROUP_TIMEOUT_MIN says."""
+    """gloo: a rank waits at the barrier for rank 0's work only as long as $SER_PROCESS_GROUP_TIMEOUT_MIN
+    says (1.2 s here: rank 0's 4 s of work fail it). Waits within the timeout: every other test here."""
     from benchmark.training.distributed import TIMEOUT_ENV
 
     script = tmp_path / "barrier.py"
