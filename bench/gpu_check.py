@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from benchmark.common.seeding import isolated_rng
 from benchmark.experiments.estimate import finetune_activations
 from benchmark.training.cache import pad_outputs
 from benchmark.training.device import autocast, default_device
@@ -28,6 +29,8 @@ from downstream.model import DownstreamConfig
 from upstream.architecture import measure as measure_architecture
 from upstream.hf_speech import SpeechModelUpstream
 from upstream.interface import Batch
+
+from .stage2_host import cached_feature_ecapa
 
 LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
              feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, layerdrop=0.0,
@@ -58,10 +61,8 @@ def _model(size: str) -> torch.nn.Module:
     from upstream.tiny import tiny_config
 
     config = HubertConfig(**LARGE) if size == "large" else tiny_config("hubert")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        upstream = SpeechModelUpstream(HubertModel(config))
-    return upstream
+    with isolated_rng(0):
+        return SpeechModelUpstream(HubertModel(config))
 
 
 def _training_flops(upstream: SpeechModelUpstream, samples_per_row: int, rows: int) -> float:
@@ -128,14 +129,10 @@ def run_check(size: str = "large", steps: int = 8, batch_seconds: float = 100.0,
 
 def _stage2_step(hidden: int, batch_seconds: float, size: str, device: torch.device, precision: str) -> float:
     """ECAPA-512 (tiny: 16 channels) forward + backward + step on one batch of cached float16 features."""
-    from upstream import build_upstream
-
     ecapa = EcapaConfig() if size == "large" else EcapaConfig(channels=16, embedding_size=8, attention_size=8,
                                                              se_channels=8, res2net_scale=4)
-    stand_in = build_upstream("fbank")  # only its sizes matter: the downstream reads cached features
-    stand_in.hidden_size, stand_in.downsample_rate = hidden, SAMPLE_RATE // FRAME_RATE
-    model = EmotionModel([stand_in], DownstreamConfig(aggregator="ecapa", ecapa=ecapa), stored_layers=[1]).to(device)
-    optimizer = torch.optim.AdamW(model.downstream.parameters(), lr=1e-3)
+    downstream = cached_feature_ecapa(hidden, ecapa, device)
+    optimizer = torch.optim.AdamW(downstream.parameters(), lr=1e-3)
     rows, frames = max(2, int(batch_seconds / 5)), 5 * FRAME_RATE
     generator = torch.Generator().manual_seed(1)
     features = [[torch.randn(frames, hidden, generator=generator).half()] for _ in range(rows)]
@@ -144,7 +141,7 @@ def _stage2_step(hidden: int, batch_seconds: float, size: str, device: torch.dev
     for _ in range(3):
         started = time.perf_counter()
         with autocast(device, precision):  # type: ignore[arg-type]
-            logits = model.downstream([pad_outputs(features, device=device)])
+            logits = downstream([pad_outputs(features, device=device)])
         torch.nn.functional.cross_entropy(logits.float(), labels).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -22,9 +22,8 @@ from benchmark.data.iemocap import Utterance
 from benchmark.training.batching import AudioStore, duration_batches, make_batch
 from benchmark.training.cache import pad_outputs
 from benchmark.training.device import default_device
-from benchmark.training.model import EmotionModel
-from downstream.model import DownstreamConfig
-from upstream import build_upstream
+from downstream.ecapa import EcapaConfig
+from downstream.model import BranchSpec, DownstreamConfig, DownstreamModel
 
 from .cache_vs_recompute import step_settings
 from .padding import iemocap_like_durations
@@ -54,6 +53,12 @@ class _InMemoryStore(AudioStore):
         for u in utterances:
             n = round(u.duration * SAMPLE_RATE)
             self._wavs[u.id] = (torch.randn(n, generator=generator) * 3000).to(torch.int16)
+
+
+def cached_feature_ecapa(hidden: int, ecapa: EcapaConfig, device: torch.device) -> DownstreamModel:
+    """The stage-2 downstream (ECAPA + linear) on one stored layer of `hidden`-dim, 50 frames/s features."""
+    return DownstreamModel(DownstreamConfig(aggregator="ecapa", ecapa=ecapa),
+                           [BranchSpec(1, hidden, SAMPLE_RATE // FRAME_RATE)]).to(device)
 
 
 def _old_pad(per_utterance: list[list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -93,18 +98,15 @@ def measure(batches_to_time: int = 20, model_steps: int = 2, seed: int = 0, utte
         if device.type == "cuda":
             torch.cuda.synchronize()
         timings[name] = 1000 * (time.perf_counter() - started) / len(plan)
-    upstream = build_upstream("fbank")  # stands in for the upstream: the downstream sees 768-dim features
-    upstream.hidden_size, upstream.downsample_rate = HIDDEN, SAMPLE_RATE // FRAME_RATE
-    model = EmotionModel([upstream], DownstreamConfig(aggregator="ecapa", ecapa=settings.ecapa),
-                         stored_layers=[1]).to(device)
-    optimizer = torch.optim.AdamW(model.downstream.parameters(), lr=settings.head_lr)
+    downstream = cached_feature_ecapa(HIDDEN, settings.ecapa, device)
+    optimizer = torch.optim.AdamW(downstream.parameters(), lr=settings.head_lr)
     largest = max(plan, key=len)
     step_times = []
     for _ in range(model_steps + 1):
         output = pad_outputs([features[utterances[i].id] for i in largest], device=device)
         labels = torch.zeros(len(largest), dtype=torch.long, device=device)
         started = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model.downstream([output]), labels)
+        loss = torch.nn.functional.cross_entropy(downstream([output]), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -52,10 +53,7 @@ def describe(inner: str) -> dict[str, object]:
                       downsample_rate=320, input_pipeline=(("features", "whisper log-mel (own feature extractor)"),
                                                            ("long_input", "chunked into encoder windows")))
     elif model_type in WAV2VEC2_FAMILY:
-        strides = config.get("conv_stride", [5, 2, 2, 2, 2, 2, 2])
-        rate = 1
-        for stride in strides:
-            rate *= int(stride)
+        rate = math.prod(int(stride) for stride in config.get("conv_stride", [5, 2, 2, 2, 2, 2, 2]))
         fields.update(hidden_size=config.get("hidden_size", 0), num_layers=config.get("num_hidden_layers", -1) + 1,
                       downsample_rate=rate, input_pipeline=(
                           ("waveform", "16 kHz mono float"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from downstream.model import BranchSpec, DownstreamConfig, DownstreamModel
+from downstream.model import BranchSpec, DownstreamModel
 from upstream import get_spec
 from upstream.architecture import ArchitectureSize, architecture_size
 
@@ -32,7 +32,8 @@ from ..data.splits import Fold
 from ..reporting.results import load_result
 from ..training.config import TrainConfig
 from .definitions import Profile
-from .plan import FinetuneUnit, FrozenUnit, Unit, cache_id
+from .plan import FinetuneUnit, FrozenUnit, Unit, cache_id, unit_layers
+from .stages import downstream_config
 
 SAMPLE_RATE = 16_000
 CACHE_BYTES = {"float16": 2, "float32": 4}
@@ -89,9 +90,10 @@ def _tokens(utterance: Utterance) -> int:
     return int(math.ceil(TOKENS_PER_WORD * len(utterance.text.split()))) + 2
 
 
-def cache_bytes(utterances: Sequence[Utterance], name: str, layers: int, dtype: str) -> int:
+def cache_bytes(utterances: Sequence[Utterance], name: str, size: ArchitectureSize | None, layers: int,
+                dtype: str) -> int:
     """A feature cache file: per utterance its selected layers (frames × hidden) and a layer count."""
-    spec, size = get_spec(name), architecture_size(name)
+    spec = get_spec(name)
     per_frame = layers * spec.hidden_size * CACHE_BYTES[dtype]
     total = 0
     for u in utterances:
@@ -109,14 +111,8 @@ def _state_bytes(module: torch.nn.Module, prefix: str) -> tuple[int, int]:
 
 
 def _downstream(unit: Unit, profile: Profile, branch_sizes: Sequence[tuple[int, int, int]]) -> torch.nn.Module:
-    if isinstance(unit, FinetuneUnit):
-        config = DownstreamConfig(featurizer=unit.featurizer, aggregator="mean")
-    else:
-        config = DownstreamConfig(featurizer="weighted" if unit.featurizer == "weighted" else "last",
-                                  aggregator=unit.aggregator, fusion=unit.fusion, input_norm=unit.input_norm,
-                                  ecapa=profile.ecapa)
     with torch.device("meta"), torch.random.fork_rng(devices=[]):
-        return DownstreamModel(config, [BranchSpec(*sizes) for sizes in branch_sizes])
+        return DownstreamModel(downstream_config(unit, profile), [BranchSpec(*sizes) for sizes in branch_sizes])
 
 
 def _activations(size: ArchitectureSize | None, name: str, config: TrainConfig, longest: float, unit: Unit,
@@ -148,10 +144,16 @@ def retained_checkpoints(keep: str, top_k: int) -> int:
     return {"all": top_k + 1, "reported": 2, "average": 1}[keep]
 
 
-def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: int) -> tuple[UnitCost, list[str]]:
-    """The cost of `unit`, and the upstreams it reads that have no architecture to size."""
+def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: int,
+              measured: dict[str, ArchitectureSize | None] | None = None) -> tuple[UnitCost, list[str]]:
+    """The cost of `unit`, and the upstreams it reads that have no architecture to size. `measured`:
+    architecture sizes by upstream name, filled as they are measured (one run sizes each upstream once)."""
     names = [unit.upstream] if isinstance(unit, FinetuneUnit) else list(unit.upstreams)
-    sizes = {name: architecture_size(name) for name in names}
+    measured = {} if measured is None else measured
+    for name in names:
+        if name not in measured:
+            measured[name] = architecture_size(name)
+    sizes = {name: measured[name] for name in names}
     unsized = [name for name, size in sizes.items() if size is None]
     finished = load_result(unit.directory(out)) is not None
     if unsized:  # only loading its checkpoint would tell its size: the unit is left out of the totals
@@ -160,8 +162,7 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
     specs = {name: get_spec(name) for name in names}
     config = profile.finetune_for(unit.upstream) if isinstance(unit, FinetuneUnit) else profile.frozen
     utterances = [*fold.train, *fold.valid, *fold.test]
-    layers = [specs[n].num_layers if isinstance(unit, FinetuneUnit) or unit.featurizer == "weighted" else 1
-              for n in names]
+    layers = [specs[n].num_layers if unit_layers(unit) == "all" else 1 for n in names]
     downstream = _downstream(unit, profile, [(n_layers, specs[n].hidden_size, specs[n].downsample_rate)
                                              for n_layers, n in zip(layers, names)])
     head_bytes, head_trainable = _state_bytes(downstream, "downstream.")
@@ -175,7 +176,7 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
         caches: dict[str, int] = {}
     else:
         trainable, checkpoint = head_trainable, head_bytes
-        caches = {cache_id(unit, i): cache_bytes(utterances, name, n_layers, profile.cache_dtype)
+        caches = {cache_id(unit, i): cache_bytes(utterances, name, sizes[name], n_layers, profile.cache_dtype)
                   for i, (name, n_layers) in enumerate(zip(names, layers))}
     resume = checkpoint + 8 * trainable + 4 * 1024 * len(list(downstream.parameters()))
     kept = min(config.top_k, config.epochs)
@@ -198,8 +199,9 @@ def estimate(units: Sequence[Unit], profile: Profile, folds: Mapping[int, Fold],
     everyone = {u.id: u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)}
     audio = sum(2 * round(u.duration * SAMPLE_RATE) for u in everyone.values())
     costs, unsized = [], []
+    measured: dict[str, ArchitectureSize | None] = {}
     for unit in units:
-        cost, missing = unit_cost(unit, profile, folds[unit.fold], out, audio)
+        cost, missing = unit_cost(unit, profile, folds[unit.fold], out, audio, measured)
         costs.append(cost)
         unsized += [name for name in missing if name not in unsized]
     last_reader = {cid: index for index, cost in enumerate(costs) for cid in cost.caches}

@@ -16,6 +16,7 @@ from pathlib import Path
 from upstream import get_spec
 
 from ..common.io import path_label
+from ..training.cache import LayerSelection
 from .definitions import ExperimentConfig, Profile
 
 
@@ -137,8 +138,14 @@ def cache_id(unit: FrozenUnit, branch: int) -> str:
     fold read the same file (rows 5, 7 and 8 share their fine-tuned upstreams' caches)."""
     source = unit.sources[branch]
     weights = source.key if source is not None else unit.upstreams[branch]
-    layers = "all" if unit.featurizer == "weighted" else unit.featurizer
-    return f"{weights}|{layers}|fold{unit.fold}"
+    return f"{weights}|{unit_layers(unit)}|fold{unit.fold}"
+
+
+def unit_layers(unit: Unit) -> LayerSelection:
+    """Which hidden states of each upstream the unit's downstream receives ("all" when fine-tuned)."""
+    if isinstance(unit, FinetuneUnit):
+        return "all"
+    return "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[return-value]
 
 
 def plan(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: RunSettings) -> list[Unit]:

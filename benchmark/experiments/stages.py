@@ -33,7 +33,7 @@ from ..training.device import Precision, default_device
 from ..training.loop import RESUME_FILE, epoch_file, evaluate, load_model_state, train_unit, write_log
 from ..training.model import EmotionModel
 from .definitions import Profile
-from .plan import FinetuneUnit, Unit, cache_id
+from .plan import FinetuneUnit, Unit, cache_id, unit_layers
 
 AVERAGE_FILE = "average.safetensors"
 CACHES_FILE = "caches.json"  # a frozen unit's feature-cache files, by `plan.cache_id`
@@ -167,11 +167,13 @@ class RunContext:
         return build_upstream(name, ckpt=self.upstream_ckpt, trust_checkpoint=self.trust_checkpoint or None)
 
 
-def unit_layers(unit: Unit) -> LayerSelection:
-    """Which hidden states of each upstream the unit's downstream receives ("all" when fine-tuned)."""
+def downstream_config(unit: Unit, profile: Profile) -> DownstreamConfig:
+    """The downstream of `unit`: mean pooling over all layers when fine-tuning, else the row's aggregator
+    on the stored layers (shared by training, export and `estimate`)."""
     if isinstance(unit, FinetuneUnit):
-        return "all"
-    return "all" if unit.featurizer == "weighted" else unit.featurizer  # type: ignore[return-value]
+        return DownstreamConfig(featurizer=unit.featurizer, aggregator="mean")
+    return DownstreamConfig(featurizer="weighted" if unit_layers(unit) == "all" else "last", aggregator=unit.aggregator,
+                            fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa)
 
 
 def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[str], Upstream]) -> EmotionModel:
@@ -179,11 +181,10 @@ def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[s
 
     Shared by training (`execute`) and export, so an exported model is built exactly as it was trained.
     """
+    config = downstream_config(unit, profile)
     if isinstance(unit, FinetuneUnit):
-        return EmotionModel([build(unit.upstream)], DownstreamConfig(featurizer=unit.featurizer, aggregator="mean"))
+        return EmotionModel([build(unit.upstream)], config)
     layers = unit_layers(unit)
-    config = DownstreamConfig(featurizer="weighted" if layers == "all" else "last", aggregator=unit.aggregator,
-                              fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa)
     upstreams = [averaged_upstream(source.directory(out), build(name)) if source else build(name)
                  for name, source in zip(unit.upstreams, unit.sources, strict=True)]
     stored = [u.num_layers if layers == "all" else 1 for u in upstreams]
