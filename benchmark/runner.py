@@ -29,7 +29,7 @@ from .data import iemocap, splits
 from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
-from .experiments.plan import RunSettings, Unit, plan
+from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
 from .outputs import CorpusRead, record_path, recorded_corpus, report
@@ -149,6 +149,9 @@ class Planned:
     settings: RunSettings
     units: list[Unit]
 
+    def reported(self) -> dict[str, frozenset[str]]:  # a one-recipe run reports both checkpoints
+        return reported_checkpoints(self.experiments, tuple(self.corpus.fold_data), self.settings, not self.table_name)
+
 
 def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet: bool = False) -> CorpusRead:
     """Labels, transcripts and folds of the corpus (file metadata only: no audio is decoded here).
@@ -191,7 +194,8 @@ def context_for(request: RunRequest, planned: Planned) -> RunContext:
     folds = planned.corpus.folds
     assert folds is not None, "training needs the corpus read"
     store = preload_audio([u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
-    return RunContext(request.out, planned.profile, folds, store, request.upstream_ckpt, request.trust_checkpoint)
+    return RunContext(request.out, planned.profile, folds, store, request.upstream_ckpt, request.trust_checkpoint,
+                      planned.reported())
 
 
 def run(request: RunRequest) -> Path | None:
@@ -253,7 +257,7 @@ def run_cost(request: RunRequest, planned: Planned) -> RunCost:
     folds = planned.corpus.folds
     if folds is None:
         raise ConfigError("--estimate needs the corpus itself (its durations), not a recorded run")
-    return estimate(planned.units, planned.profile, folds, request.out)
+    return estimate(planned.units, planned.profile, folds, request.out, planned.reported())
 
 
 def print_estimate(request: RunRequest, planned: Planned) -> None:

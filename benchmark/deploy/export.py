@@ -23,8 +23,8 @@ from ..experiments.stages import build_unit_model, checkpoint_file, unit_layers
 from ..reporting.results import UnitResult, load_result
 from ..training.cache import LayerSelection
 from ..training.checkpoints import load_weights
-from ..training.loop import load_model_state
 from ..training.model import EmotionModel
+from ..training.resume import load_model_state
 from .bundle import DEFAULT_WINDOW_SECONDS, BundleConfig, save_bundle
 
 Checkpoint = Literal["average", "best"]
@@ -124,6 +124,10 @@ def trained_model(run: Path, experiment_id: int, fold: int, checkpoint: Checkpoi
         raise FileNotFoundError(f"{unit_dir}: no finished result for experiment {experiment_id} fold {fold}; "
                                 f"train it first (run_benchmark.py ... --folds {fold} --out {out})")
     weights = checkpoint_file(unit_dir, result, checkpoint)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: the {checkpoint} checkpoint of experiment {experiment_id} fold {fold} was "
+                                f"not kept (retention keep: {record.settings.profile.keep} keeps what the run's rows "
+                                "report); export --checkpoint average, or retrain with keep: all in the profile")
     ckpt, trust = record.settings.upstream_ckpt, record.trust_checkpoint or None
 
     def build(name: str) -> Upstream:

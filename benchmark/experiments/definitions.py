@@ -75,8 +75,9 @@ class Profile:
     frozen: TrainConfig = field(default_factory=TrainConfig)
     ecapa: EcapaConfig = field(default_factory=EcapaConfig)
     cache_dtype: Literal["float16", "float32"] = "float16"
-    # What a finished unit keeps: "reported" the best epoch and the average (what reports and export
-    # read), "average" only the average, "all" every top-k checkpoint too; resume.pt never stays.
+    # What a finished unit keeps: "reported" the average, and the best epoch where a row of the run
+    # reports it (what reports and export read), "average" only the average, "all" every top-k
+    # checkpoint too; resume.pt never stays.
     keep: Literal["all", "reported", "average"] = "reported"
     keep_cache: bool = False  # a feature cache is deleted once every unit of the run reading it finished; True keeps it
     note: str = ""  # opens every table of the profile (the demo's: stand-in models, not the paper's method)

@@ -3,9 +3,9 @@
 Everything follows from parameter counts (`upstream.architecture`, the modules built on the meta
 device: no weights needed, so the paper profile is sized offline) and the corpus' durations.
 Written here because no library sizes this trainer's own files. The disk figures are exact up to
-file headers: a checkpoint is the float32 state of what `training.loop.model_state` saves; a resume
-state adds AdamW's two moments per trainable parameter. During a unit the disk holds up to top-k + 1
-checkpoints and two resume states (the new one is written beside the old before replacing it);
+file headers: a checkpoint is the float32 state of what `training.resume.model_state` saves; a
+resume state holds AdamW's two moments per trainable parameter (the weights it resumes are the epoch's
+checkpoint file). `unit_peak` counts what a unit holds at once while it trains (see `training.resume`);
 afterwards what `Profile.keep` retains. Memory is an approximation: host RAM = the run's audio as
 int16 + the unit's cached features + the larger of averaging (top-k states and their mean) and
 serialising a resume state twice; GPU = float32 weights + gradients + AdamW moments + activations
@@ -29,7 +29,7 @@ from ..common.config import ConfigError
 from ..common.io import free_bytes
 from ..data.iemocap import Utterance
 from ..data.splits import Fold
-from ..reporting.results import load_result
+from ..reporting.results import CHECKPOINT_KINDS, load_result
 from ..training.config import TrainConfig
 from .definitions import Profile
 from .plan import FinetuneUnit, FrozenUnit, Unit, cache_id, unit_layers
@@ -40,6 +40,7 @@ CACHE_BYTES = {"float16": 2, "float32": 4}
 SAFETENSORS_ENTRY = 64  # header bytes per tensor besides its name (dtype, shape, offsets in JSON)
 ECAPA_MAPS = 60
 RECORD_BYTES = (1000, 32, 260)  # result.json: fixed + per test utterance (id, label, 2 predictions); log.jsonl per epoch
+RESUME_PER_TENSOR, RESUME_FIXED = 800, 12_000  # torch.save records of AdamW's state per tensor; RNG states
 TOKENS_PER_WORD = 1.3  # text upstreams: subword tokens per word, +2 special tokens (no tokenizer offline)
 
 
@@ -139,15 +140,27 @@ def finetune_activations(size: ArchitectureSize | None, batch_seconds: float, lo
     return max(transformer, conv)
 
 
-def retained_checkpoints(keep: str, top_k: int) -> int:
-    """Checkpoint files a finished unit keeps: all (top-k + average), reported (best + average), average."""
-    return {"all": top_k + 1, "reported": 2, "average": 1}[keep]
+def unit_peak(checkpoint: int, resume: int, top_k: int, epochs: int) -> int:
+    """Most a unit holds at once (`training.resume`): while epoch e's resume state is written, the
+    ranked epoch files, epoch e-1's and e's, and the old and new resume state; at the end, the ranked
+    files, the last epoch's and the average beside one resume state."""
+    training = min(top_k + 2, epochs) * checkpoint + (2 if epochs > 1 else 1) * resume
+    averaging = (min(top_k + 1, epochs) + 1) * checkpoint + resume
+    return max(training, averaging)
+
+
+def retained_checkpoints(keep: str, top_k: int, reported: frozenset[str]) -> int:
+    """Checkpoint files a finished unit keeps: all (top-k + average), reported (the average, and the
+    best epoch when `reported` has it), average."""
+    return {"all": top_k + 1, "reported": 1 + ("best" in reported), "average": 1}[keep]
 
 
 def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: int,
-              measured: dict[str, ArchitectureSize | None] | None = None) -> tuple[UnitCost, list[str]]:
+              measured: dict[str, ArchitectureSize | None] | None = None,
+              reported: frozenset[str] = frozenset(CHECKPOINT_KINDS)) -> tuple[UnitCost, list[str]]:
     """The cost of `unit`, and the upstreams it reads that have no architecture to size. `measured`:
-    architecture sizes by upstream name, filled as they are measured (one run sizes each upstream once)."""
+    architecture sizes by upstream name, filled as they are measured (one run sizes each upstream once);
+    `reported`: the checkpoint kinds the run's rows read from it (`plan.reported_checkpoints`)."""
     names = [unit.upstream] if isinstance(unit, FinetuneUnit) else list(unit.upstreams)
     measured = {} if measured is None else measured
     for name in names:
@@ -178,12 +191,13 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
         trainable, checkpoint = head_trainable, head_bytes
         caches = {cache_id(unit, i): cache_bytes(utterances, name, sizes[name], n_layers, profile.cache_dtype)
                   for i, (name, n_layers) in enumerate(zip(names, layers))}
-    resume = checkpoint + 8 * trainable + 4 * 1024 * len(list(downstream.parameters()))
+    tensors = len(list(downstream.parameters())) + (size.tensors if isinstance(unit, FinetuneUnit) and size else 0)
+    resume = 8 * trainable + RESUME_PER_TENSOR * tensors + RESUME_FIXED  # the weights are an epoch file
     kept = min(config.top_k, config.epochs)
-    peak_disk = (kept + 1) * checkpoint + 2 * resume  # top-k + the new one or the average; old + new resume
+    peak_disk = unit_peak(checkpoint, resume, config.top_k, config.epochs)
     base, per_test, per_epoch = RECORD_BYTES
     records = base + per_test * len(fold.test) + per_epoch * (config.epochs + 1)
-    retained = retained_checkpoints(profile.keep, kept) * checkpoint + records
+    retained = retained_checkpoints(profile.keep, kept, reported) * checkpoint + records
     host_ram = audio_bytes + sum(caches.values()) + max((kept + 1) * checkpoint, 2 * resume + checkpoint)
     longest = max((u.duration for u in fold.train), default=0.0)
     activations = sum(_activations(sizes[n], n, config, longest, unit, profile.ecapa.channels) for n in names)
@@ -193,15 +207,18 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
                     host_ram, gpu, finished), unsized
 
 
-def estimate(units: Sequence[Unit], profile: Profile, folds: Mapping[int, Fold], out: Path) -> RunCost:
+def estimate(units: Sequence[Unit], profile: Profile, folds: Mapping[int, Fold], out: Path,
+             reported: Mapping[str, frozenset[str]] | None = None) -> RunCost:
     """Cost of running `units` in plan order into `out` (finished units add nothing; caches live until
-    their last reader finishes when `profile.keep_cache` is false)."""
+    their last reader finishes when `profile.keep_cache` is false). `reported`: unit key → checkpoint
+    kinds its rows read (default: both)."""
     everyone = {u.id: u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)}
     audio = sum(2 * round(u.duration * SAMPLE_RATE) for u in everyone.values())
     costs, unsized = [], []
     measured: dict[str, ArchitectureSize | None] = {}
     for unit in units:
-        cost, missing = unit_cost(unit, profile, folds[unit.fold], out, audio, measured)
+        kinds = (reported or {}).get(unit.key, frozenset(CHECKPOINT_KINDS))
+        cost, missing = unit_cost(unit, profile, folds[unit.fold], out, audio, measured, kinds)
         costs.append(cost)
         unsized += [name for name in missing if name not in unsized]
     last_reader = {cid: index for index, cost in enumerate(costs) for cid in cost.caches}

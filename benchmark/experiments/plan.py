@@ -160,3 +160,19 @@ def plan(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: 
                         ordered.setdefault(source, None)
             ordered.setdefault(unit, None)
     return list(ordered)
+
+
+def reported_checkpoints(experiments: list[ExperimentConfig], folds: tuple[int, ...], settings: RunSettings,
+                         every_kind: bool = False) -> dict[str, frozenset[str]]:
+    """Unit key → the checkpoint kinds ("best", "average") that the run reports or exports from it: a
+    row's unit its row's `checkpoint` (both with `every_kind`, as a one-recipe CSV shows both), a frozen
+    unit's fine-tuned sources their average (it feeds the frozen unit). `Profile.keep: reported` keeps these."""
+    kinds: dict[str, set[str]] = {}
+    for fold in folds:
+        for experiment in experiments:
+            unit = unit_for(experiment, fold, settings)
+            kinds.setdefault(unit.key, set()).update({"best", "average"} if every_kind else {experiment.checkpoint})
+            for source in unit.sources if isinstance(unit, FrozenUnit) else ():
+                if source is not None:
+                    kinds.setdefault(source.key, set()).add("average")
+    return {key: frozenset(value) for key, value in kinds.items()}

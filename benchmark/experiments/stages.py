@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from downstream.model import DownstreamConfig
 from upstream import build_upstream
@@ -30,8 +30,9 @@ from ..training.cache import FrozenFeatures, LayerSelection
 from ..training.checkpoints import load_weights, save_weights
 from ..training.config import TrainConfig
 from ..training.device import Precision, default_device
-from ..training.loop import RESUME_FILE, epoch_file, evaluate, load_model_state, train_unit, write_log
+from ..training.loop import evaluate, train_unit
 from ..training.model import EmotionModel
+from ..training.resume import RESUME_FILE, epoch_file, load_model_state, remove_epoch_files, write_log
 from .definitions import Profile
 from .plan import FinetuneUnit, Unit, cache_id, unit_layers
 
@@ -48,17 +49,17 @@ def checkpoint_file(unit_dir: Path, result: UnitResult, kind: str) -> Path:
     raise ValueError(f"unknown checkpoint kind {kind!r}; expected 'best' or 'average'")
 
 
-def apply_retention(unit_dir: Path, result: UnitResult, keep: str) -> None:
+def apply_retention(unit_dir: Path, result: UnitResult, keep: str,
+                    reported: frozenset[str] = frozenset(CHECKPOINT_KINDS)) -> None:
     """Delete what a finished unit no longer needs under the profile's `keep` (see `Profile.keep`):
-    "reported" keeps the best epoch and the average, "average" the average, "all" everything.
-    The resume state never outlives the result."""
+    "reported" keeps the checkpoint kinds in `reported` (what the run's rows report or export; the
+    average is always written, as it is what later runs read), "average" the average, "all" every
+    top-k checkpoint. The resume state never outlives the result."""
     (unit_dir / RESUME_FILE).unlink(missing_ok=True)
     if keep == "all":
+        remove_epoch_files(unit_dir, {epoch_file(e) for e in result.top_k_epochs})
         return
-    wanted = {AVERAGE_FILE} | ({epoch_file(result.best_epoch)} if keep == "reported" else set())
-    for path in unit_dir.glob("epoch*.safetensors"):
-        if path.name not in wanted:
-            path.unlink()
+    remove_epoch_files(unit_dir, {epoch_file(result.best_epoch)} if keep == "reported" and "best" in reported else set())
 
 
 def _scores(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, config: TrainConfig,
@@ -80,19 +81,20 @@ def run_unit(
     desc: str = "unit",
     identity: str = "",
     keep: str = "all",
+    reported: frozenset[str] = frozenset(CHECKPOINT_KINDS),
 ) -> UnitResult:
     """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
 
     The average is also scored on the validation set (the best checkpoint was, at its epoch), so an
     average that lost accuracy (e.g. through averaged BatchNorm statistics) shows beside the best's. `identity` (the unit's
-    key) is recorded in the resume state and the result. `keep`: the retention policy applied once
-    the result is written (`apply_retention`).
+    key) is recorded in the resume state and the result. `keep` and `reported`: the retention policy
+    applied once the result is written (`apply_retention`).
     """
     finished = load_result(unit_dir)
     if finished is not None:
         print(f"{desc}: already finished ({unit_dir}), skipped")
-        if distributed.world().is_main:
-            apply_retention(unit_dir, finished, keep)
+        if distributed.world().is_main and (unit_dir / RESUME_FILE).exists():  # it stopped before its retention
+            apply_retention(unit_dir, finished, keep, reported)
         return finished
     unit_dir.mkdir(parents=True, exist_ok=True)
     with isolated_rng(seed) as generator:
@@ -129,7 +131,7 @@ def run_unit(
             {"checkpoint": "average", "epochs": [e.epoch for e in outcome.top_k], "valid_wa": valid["average"]["wa"],
              "valid_ua": valid["average"]["ua"]}])
         atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
-        apply_retention(unit_dir, result, keep)
+        apply_retention(unit_dir, result, keep, reported)
     distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
     for kind in CHECKPOINT_KINDS:
         print(f"{desc} [{kind}]: valid WA {valid[kind]['wa']:.2f}  test WA {scores[kind].wa:.2f}  "
@@ -162,6 +164,10 @@ class RunContext:
     store: AudioStore
     upstream_ckpt: str | None = None
     trust_checkpoint: bool = False
+    reported: Mapping[str, frozenset[str]] = field(default_factory=dict)  # `plan.reported_checkpoints`
+
+    def kept_kinds(self, unit: Unit) -> frozenset[str]:
+        return self.reported.get(unit.key, frozenset(CHECKPOINT_KINDS))
 
     def build(self, name: str) -> Upstream:
         return build_upstream(name, ckpt=self.upstream_ckpt, trust_checkpoint=self.trust_checkpoint or None)
@@ -201,7 +207,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
     if isinstance(unit, FinetuneUnit):
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
                         unit.seed, ctx.store,
-                        desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep)
+                        desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep,
+                        reported=ctx.kept_kinds(unit))
     layers = unit_layers(unit)
     stores: list[FrozenFeatures] = []
 
@@ -213,7 +220,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
                       features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key,
-                      keep=ctx.profile.keep)
+                      keep=ctx.profile.keep, reported=ctx.kept_kinds(unit))
     if stores and distributed.world().is_main:  # which cache files it read, for `retention.CacheJanitor`
         record = {cache_id(unit, i): [str(p) for p in s.files] for i, s in enumerate(stores)}
         atomic_write_text(unit.directory(ctx.out) / CACHES_FILE, json.dumps(record) + "\n")

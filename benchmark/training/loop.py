@@ -1,17 +1,11 @@
-"""The training loop of one unit (one model on one fold): epochs, validation, top-k, resume.
-
-Crash safety: at each epoch end a checkpoint entering the top-k is written first, then the resume
-state (model, optimizer, RNG states, epoch, step, top-k list, history) replaces the previous one
-atomically, and only then are checkpoints that left the top-k deleted. Whatever the moment of a
-crash, the resume state on disk describes files that exist, and rerunning continues from the last
-complete epoch with the same randomness as an uninterrupted run.
+"""The training loop of one unit (one model on one fold): epochs and validation; what each epoch
+leaves on disk (top-k checkpoints, the resume state) and its crash-safe order are in `resume`.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -23,39 +17,17 @@ from tqdm import tqdm
 from upstream.interface import Batch
 
 from ..common.faults import fault_point
-from ..common.io import atomic_write_text
 from ..data.iemocap import LABELS, Utterance
 from ..reporting.metrics import score
 from . import distributed
-from .averaging import RankedCheckpoint, update_top_k
+from .averaging import RankedCheckpoint
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
 from .cache import FrozenFeatures
-from .checkpoints import load_training_state, save_training_state, save_weights
 from .config import TrainConfig
 from .device import Precision, autocast
 from .model import EmotionModel
+from .resume import EpochLog, end_epoch, model_device, resume
 from .schedule import lr_factor, utterances_per_step
-
-RESUME_FILE = "resume.pt"
-LOG_FILE = "log.jsonl"
-
-
-def epoch_file(epoch: int) -> str:
-    """The file name of an epoch's checkpoint in a unit folder."""
-    return f"epoch{epoch:03d}.safetensors"
-
-
-@dataclass
-class EpochLog:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    valid_wa: float
-    valid_ua: float
-    head_lr: float
-    upstream_lr: float
-    seconds: float
-    padding_ratio: float
 
 
 @dataclass
@@ -85,10 +57,6 @@ def _set_mode(model: EmotionModel, training: bool, config: TrainConfig) -> None:
         model.upstreams.eval()  # frozen upstreams always run as at inference
 
 
-def _device(model: EmotionModel) -> torch.device:
-    return next(model.downstream.parameters()).device
-
-
 def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatures] | None,
               precision: Precision = "auto", trained: nn.Module | None = None) -> Tensor:
     """(B, num_classes) float32 logits, from stored hidden states when the upstreams are frozen.
@@ -96,7 +64,7 @@ def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatur
     `trained`: what runs the forward pass instead of the model (fine-tuning) or its downstream
     (frozen upstreams), i.e. their DistributedDataParallel wrapper.
     """
-    device = _device(model)
+    device = model_device(model)
     with autocast(device, precision):
         if features is None:
             logits = (trained or model)(batch.to(device))
@@ -129,27 +97,6 @@ def evaluate(
     return predictions
 
 
-def model_state(model: EmotionModel, config: TrainConfig) -> dict[str, Tensor]:
-    """What a checkpoint holds: the whole model when fine-tuning, else the downstream alone."""
-    if config.finetune_upstream:
-        return model.state_dict()
-    return {f"downstream.{k}": v for k, v in model.downstream.state_dict().items()}
-
-
-def load_model_state(model: EmotionModel, state: dict[str, Tensor]) -> None:
-    """Counterpart of `model_state`."""
-    if all(key.startswith("downstream.") for key in state):
-        model.downstream.load_state_dict({k[len("downstream."):]: v for k, v in state.items()})
-    else:
-        model.load_state_dict(state)
-
-
-def write_log(unit_dir: Path, history: Sequence[EpochLog], checkpoints: Sequence[dict] = ()) -> None:
-    """One line per epoch, then (once tested) one line per reported checkpoint (`"checkpoint": kind`)."""
-    lines = [*(asdict(e) for e in history), *checkpoints]
-    atomic_write_text(unit_dir / LOG_FILE, "".join(json.dumps(line) + "\n" for line in lines))
-
-
 def train_unit(
     model: EmotionModel,
     train_set: Sequence[Utterance],
@@ -178,7 +125,7 @@ def train_unit(
     # DDP averages gradients over ranks, hence × size: the sum over the global batch, per nominal step size
     weight = ranks.size / utterances_per_step(len(train_set), len(reference_plan), config.grad_accumulation)
     valid_labels = np.array([u.label_index for u in valid_set])
-    progress = _resume(unit_dir / RESUME_FILE, identity, model, optimizer, generator, desc)
+    progress = resume(unit_dir, identity, model, optimizer, generator, desc)
     trained = distributed.wrap(model if config.finetune_upstream else model.downstream)
     for epoch in range(progress.next_epoch, config.epochs + 1):
         started = time.perf_counter()
@@ -186,7 +133,7 @@ def train_unit(
                                    jitter=config.batch_jitter)
         _set_mode(model, True, config)
         # loss and hits stay on the device until the epoch ends: no host synchronisation per step
-        total_loss, hits, seen = torch.zeros((), dtype=torch.float64, device=_device(model)), 0, 0
+        total_loss, hits, seen = torch.zeros((), dtype=torch.float64, device=model_device(model)), 0, 0
         steps_this_epoch = math.ceil(len(batches) / config.grad_accumulation)
         bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{config.epochs}", leave=False, mininterval=1.0,
                    disable=None if main else True)
@@ -218,12 +165,10 @@ def train_unit(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
             time.perf_counter() - started, padding_ratio(batches, durations),
         ))
-        _end_epoch(unit_dir, epoch, valid.wa, model, optimizer, generator, config, progress, identity)
+        end_epoch(unit_dir, epoch, valid.wa, model, optimizer, generator, config, progress, identity)
         print(f"{desc} epoch {epoch}: loss {total_loss / seen:.3f}  valid WA {100 * valid.wa:.2f} "
               f"UA {100 * valid.ua:.2f}  ({progress.history[-1].seconds:.1f} s, "
               f"padding {100 * progress.history[-1].padding_ratio:.1f} %)")
-    if main:
-        _remove_unranked(unit_dir, progress.top_k)
     distributed.barrier()  # the top-k files are on disk for every rank
     return TrainOutcome(progress.top_k, progress.history)
 
@@ -238,63 +183,3 @@ def _backward(model: EmotionModel, batch: Batch, real: int, weight: float, featu
     loss = nn.functional.cross_entropy(logits[:real], labels[:real], reduction="sum")
     (loss * weight).backward()
     return loss.detach().double(), (logits[:real].argmax(-1) == labels[:real]).sum()
-
-
-@dataclass
-class Progress:
-    """Where a unit's training stands: what the resume state holds besides model and optimizer."""
-
-    next_epoch: int = 1
-    step: int = 0
-    top_k: list[RankedCheckpoint] = field(default_factory=list)
-    history: list[EpochLog] = field(default_factory=list)
-
-
-def _resume(path: Path, identity: str, model: EmotionModel, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator, desc: str) -> Progress:
-    """Continue from the resume state at `path` when it belongs to this unit (same `identity`)."""
-    if not path.is_file():
-        return Progress()
-    state = load_training_state(path, _device(model))
-    if state.get("identity", "") != identity:
-        print(f"note: {path} belongs to another unit identity ({state.get('identity') or 'unrecorded'}, "
-              f"expected {identity or 'unrecorded'}); training from the start")
-        return Progress()
-    load_model_state(model, state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"].cpu())
-    distributed.restore_rng_state(state["rng_per_rank"])
-    print(f"{desc}: resuming after epoch {int(state['epoch'])}")
-    return Progress(int(state["epoch"]) + 1, int(state["step"]), [RankedCheckpoint(**e) for e in state["top_k"]],
-                    [EpochLog(**e) for e in state["history"]])
-
-
-def _end_epoch(unit_dir: Path, epoch: int, valid_wa: float, model: EmotionModel, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator, config: TrainConfig, progress: Progress, identity: str) -> None:
-    """Top-k bookkeeping and the resume state, in the crash-safe order of the module docstring."""
-    main = distributed.world().is_main
-    file = epoch_file(epoch)
-    candidate = RankedCheckpoint(epoch, valid_wa, file, "")
-    new_top_k, entered = update_top_k(progress.top_k, candidate, config.top_k)
-    if entered and main:
-        digest = save_weights(unit_dir / file, model_state(model, config))
-        new_top_k = [RankedCheckpoint(epoch, valid_wa, file, digest) if e is candidate else e for e in new_top_k]
-    progress.top_k = distributed.from_main(new_top_k)
-    progress.next_epoch = epoch + 1
-    rng_per_rank = distributed.per_rank_rng_states()
-    if main:
-        save_training_state(unit_dir / RESUME_FILE, {
-            "identity": identity, "model": model_state(model, config), "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(), "rng_per_rank": rng_per_rank, "epoch": epoch, "step": progress.step,
-            "top_k": [e.to_dict() for e in progress.top_k], "history": [asdict(e) for e in progress.history],
-        })
-        write_log(unit_dir, progress.history)
-        _remove_unranked(unit_dir, progress.top_k)
-
-
-def _remove_unranked(unit_dir: Path, top_k: Sequence[RankedCheckpoint]) -> None:
-    """Delete checkpoint files that are not (or no longer) in the top-k."""
-    kept = {e.file for e in top_k}
-    for path in unit_dir.glob("epoch*.safetensors"):
-        if path.name not in kept:
-            path.unlink()

@@ -66,11 +66,11 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run folder: Table 1 rows 6 and 9 (run.json), then the recipe tiny_hubert + mean, whose
-    fine-tuning unit is row 6's source, so it is reused (tiny_hubert_mean.json)."""
+    """One run folder: the recipe tiny_hubert + mean (tiny_hubert_mean.json; it reports and keeps both
+    checkpoints), then Table 1 rows 6 and 9 (run.json), which reuse its fine-tuning unit as row 6's source."""
     out = tmp_path_factory.mktemp("run")
-    run(RunRequest(table=1, experiments=(6, 9), data=small_corpus, folds=(1,), out=out, profile=QUICK))
     run(RunRequest(upstream="tiny_hubert", downstream="mean", data=small_corpus, folds=(1,), out=out, profile=QUICK))
+    run(RunRequest(table=1, experiments=(6, 9), data=small_corpus, folds=(1,), out=out, profile=QUICK))
     return out
 
 
@@ -264,6 +264,9 @@ def test_export_and_load_errors_are_one_clear_line(run_dir, exported, tmp_path, 
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert "not a model folder" in fails(*export(run_dir, 9, to=tmp_path / "busy"))
     assert "not a model folder" in fails("predict", "--model", str(tmp_path), str(tmp_path))
+    # row 6 reports its average: under the default retention its best epoch was not kept
+    assert "best checkpoint of experiment 6 fold 1 was not kept" in fails(*export(run_dir, 6), "--checkpoint", "best")
+    assert not (tmp_path / "m").exists()
 
     to = tmp_path / "best"
     assert main([*export(run_dir / "tiny_hubert_mean.json", 0, to=to), "--checkpoint", "best", "--window", "5"]) == 0

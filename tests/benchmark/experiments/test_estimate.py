@@ -14,7 +14,7 @@ from benchmark.reporting.results import load_result
 from benchmark.runner import RunRequest, resolve, run, run_cost
 
 ROOT = Path(__file__).resolve().parents[3]
-ROWS = (4, 6, 9)  # a fine-tuning unit, ECAPA on its averaged upstream, ECAPA on fbank
+ROWS = (2, 4, 6, 9)  # a fine-tuning unit (its best: row 2, its average: 4), ECAPA on its average, ECAPA on fbank
 
 
 def _request(corpus: Path, out: Path, **profile_changes) -> RunRequest:
@@ -27,7 +27,26 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def test_the_estimate_matches_what_a_demo_run_leaves_on_disk(tone_corpus, tmp_path, capsys):
+def _track_peak(monkeypatch: pytest.MonkeyPatch, out: Path) -> dict[str, int]:
+    """Per unit folder, the most bytes it held at once: measured as each file is about to be written
+    atomically (its temporary copy beside what is there), so the old and new resume state both count."""
+    import benchmark.common.io as common_io
+
+    peaks: dict[str, int] = {}
+    write = common_io.atomic_write_bytes
+
+    def tracked(path: Path, data: bytes) -> None:
+        if path.parent.parent.parent.parent == out / "runs":
+            key = str(path.parent.relative_to(out))
+            peaks[key] = max(peaks.get(key, 0), _size(path.parent) + len(data))
+        write(path, data)
+
+    for module in ("benchmark.training.checkpoints", "benchmark.common.io"):
+        monkeypatch.setattr(f"{module}.atomic_write_bytes", tracked)
+    return peaks
+
+
+def test_the_estimate_matches_what_a_demo_run_leaves_on_disk(tone_corpus, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     request = _request(tone_corpus, out, keep_cache=True)  # the caches stay, to be measured too
     assert run(replace(request, estimate=True)) is None
@@ -35,14 +54,18 @@ def test_the_estimate_matches_what_a_demo_run_leaves_on_disk(tone_corpus, tmp_pa
     assert "peak disk" in printed and "runs/tiny_hubert/finetune-" in printed
     assert not out.exists()  # the estimate writes nothing
     cost = run_cost(request, resolve(request, quiet=True))
+    peaks = _track_peak(monkeypatch, out)
     run(request)
     for unit in cost.units:
         folder = out / unit.unit
         average = (folder / "average.safetensors").stat().st_size
         assert abs(unit.checkpoint - average) <= 0.02 * average, (unit.unit, unit.checkpoint, average)
-        best = load_result(folder).best_epoch  # keep: reported = the best epoch + the average
-        assert {p.name for p in folder.glob("*.safetensors")} == {"average.safetensors", f"epoch{best:03d}.safetensors"}
+        best = load_result(folder).best_epoch
+        # keep: reported = the average, and the best epoch where a row reports it (row 2, the fine-tuned unit)
+        reported = {"average.safetensors"} | ({f"epoch{best:03d}.safetensors"} if "/finetune-" in unit.unit else set())
+        assert {p.name for p in folder.glob("*.safetensors")} == reported, unit.unit
         assert not (folder / "resume.pt").exists()
+        assert 0.9 * unit.peak_disk <= peaks[unit.unit] <= unit.peak_disk * 1.02, (unit.unit, peaks[unit.unit], unit)
     caches = sum(n for u in cost.units for n in u.caches.values())
     assert abs(caches - _size(out / "cache")) <= 0.02 * caches, (caches, _size(out / "cache"))
     left = _size(out / "runs") + _size(out / "cache")
@@ -124,7 +147,7 @@ def test_a_real_size_hubert_large_unit_writes_the_estimated_checkpoint_and_resum
         torch.set_num_threads(torch_threads)
     assert abs(written["epoch001.safetensors"] - cost.checkpoint) <= 0.05 * cost.checkpoint
     assert abs(written["resume.pt"] - cost.resume) <= 0.05 * cost.resume, (written["resume.pt"], cost.resume)
-    assert cost.checkpoint > 1.2e9 and cost.resume > 3.6e9
+    assert cost.checkpoint > 1.2e9 and cost.resume > 2.4e9  # AdamW's two moments; the weights are epoch001
 
 
 def test_a_shared_cache_is_dropped_after_its_last_reader_only(tmp_path):

@@ -10,6 +10,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import benchmark.training.loop as train_module
+import benchmark.training.resume as resume_module
 from benchmark.common.seeding import isolated_rng
 from benchmark.data import iemocap
 from benchmark.data.demo import ensure_demo_corpus, tiny_config
@@ -17,6 +18,7 @@ from benchmark.experiments.definitions import Profile
 from benchmark.runner import RunRequest, run
 from benchmark.training.batching import AudioStore, duration_batches, make_batch
 from benchmark.training.cache import FrozenFeatures
+from benchmark.training.checkpoints import load_training_state
 from benchmark.training.config import TrainConfig
 from benchmark.training.model import EmotionModel
 from downstream.ecapa import EcapaConfig
@@ -65,13 +67,13 @@ def test_top_k_checkpoints_on_disk_are_the_k_best_epochs(tone_corpus, tmp_path):
 
 
 def _crash_after_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = train_module._remove_unranked
+    original = resume_module.remove_epoch_files
 
-    def crash(unit_dir, top_k):
-        original(unit_dir, top_k)
+    def crash(unit_dir, kept):
+        original(unit_dir, kept)
         raise KeyboardInterrupt("simulated crash after epoch 1")
 
-    monkeypatch.setattr(train_module, "_remove_unranked", crash)
+    monkeypatch.setattr(resume_module, "remove_epoch_files", crash)
 
 
 def test_resumed_run_equals_uninterrupted_run_and_same_seed_agrees(tone_corpus, tmp_path, monkeypatch):
@@ -84,6 +86,9 @@ def test_resumed_run_equals_uninterrupted_run_and_same_seed_agrees(tone_corpus, 
             run(replace(request, out=tmp_path / "c"))
     interrupted = _unit(tmp_path / "c", "tiny_hubert", "finetune")
     assert (interrupted / "resume.pt").is_file() and not (interrupted / "result.json").exists()
+    state = load_training_state(interrupted / "resume.pt")  # the weights it resumes are epoch 1's file, not a copy
+    assert "model" not in state and state["weights_file"] == "epoch001.safetensors"
+    assert (interrupted / "resume.pt").stat().st_size < 2.2 * (interrupted / "epoch001.safetensors").stat().st_size
     run(replace(request, out=tmp_path / "c"))
 
     def comparable(out: Path) -> tuple:
