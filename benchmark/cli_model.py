@@ -97,7 +97,8 @@ def results_text(path: Path, labels: Sequence[str], predictions: Sequence, failu
 def _predict(args: argparse.Namespace) -> int:
     from .common.io import atomic_write_text
     from .deploy.bundle import read_config
-    from .deploy.predict import check_transcript_keys, find_audio, load_model, read_transcripts
+    from .deploy.predict import find_audio, load_model
+    from .deploy.transcripts import check_transcript_keys, read_transcripts
 
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"--out: {args.out}: expected a .csv or .json file name")

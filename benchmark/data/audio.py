@@ -18,7 +18,7 @@ class AudioError(ValueError):
     """An audio file cannot be used; the message names the file and why."""
 
 
-def _notice_once(kind: str, message: str) -> None:
+def notice_once(kind: str, message: str) -> None:
     if kind not in _NOTICES_SHOWN:
         _NOTICES_SHOWN.add(kind)
         print(f"note: {message} (shown once)")
@@ -35,10 +35,10 @@ def load_wav(path: Path | str) -> Tensor:
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
     if data.shape[1] > 1:
-        _notice_once("stereo", f"{path} has {data.shape[1]} channels: mixing down to mono")
+        notice_once("stereo", f"{path} has {data.shape[1]} channels: mixing down to mono")
         data = data.mean(axis=1, keepdims=True)
     wav = torch.from_numpy(np.ascontiguousarray(data[:, 0]))
     if rate != SAMPLE_RATE:
-        _notice_once(f"rate{rate}", f"{path} is sampled at {rate} Hz: resampling to {SAMPLE_RATE} Hz")
+        notice_once(f"rate{rate}", f"{path} is sampled at {rate} Hz: resampling to {SAMPLE_RATE} Hz")
         wav = torchaudio.functional.resample(wav, rate, SAMPLE_RATE)
     return wav

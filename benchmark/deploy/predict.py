@@ -3,12 +3,13 @@
 Audio of any sample rate and channel count is mixed down to mono and resampled to 16 kHz. A
 recording longer than the model's window (`window_seconds`, 20 s unless exported otherwise) is cut
 into equal chunks no longer than the window; each chunk is classified on its own and the file's
-probabilities are the chunks' probabilities averaged, weighted by chunk length. Models with a text
-branch need each recording's transcript (every chunk sees the whole transcript).
+probabilities are the chunks' probabilities averaged, weighted by chunk length. Files are read a
+few minutes of audio at a time; one longer than `STREAM_SECONDS` is streamed block by block
+(`audio_stream`), so an hour-long recording never sits in memory whole. Models with a text branch
+need each recording's transcript (every chunk sees the whole transcript).
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +23,18 @@ from tqdm import tqdm
 
 from upstream.interface import SAMPLE_RATE, Batch
 
-from ..data.audio import AudioError, load_wav
+from ..data.audio import AudioError
 from ..training.batching import duration_batches
 from ..training.cache import select_layers
 from ..training.model import EmotionModel
+from .audio_stream import AudioFile
 from .bundle import BundleConfig, load_bundle
+from .transcripts import check_transcript_keys, transcript_for
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
-FILES_PER_GROUP = 32  # files read into memory at once when predicting many
+FILES_PER_GROUP = 32  # short files read into memory at once when predicting many
+GROUP_SECONDS = 600.0  # ... and at most this much audio (16 kHz float32: 38 MB)
+STREAM_SECONDS = 120.0  # a longer file is streamed, its chunks classified as they are read
 
 
 class TranscriptsNeeded(ValueError):
@@ -66,48 +71,6 @@ def to_model_audio(wav: np.ndarray | Tensor, sample_rate: int) -> Tensor:
 def chunks(wav: Tensor, window_samples: int) -> list[Tensor]:
     """`wav` cut into ⌈S / window⌉ equal-length pieces (a 50 s file and a 20 s window: 3 × 16.7 s)."""
     return list(torch.tensor_split(wav, max(1, math.ceil(len(wav) / window_samples))))
-
-
-def read_transcripts(path: Path) -> dict[str, str]:
-    """A CSV with columns `file` and `text`; `file` is a path, a file name or a name without suffix."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not {"file", "text"} <= set(reader.fieldnames):
-                raise ValueError(f"--transcripts: {path}: expected a header with columns file,text, "
-                                 f"got {reader.fieldnames}")
-            return {row["file"]: row["text"] or "" for row in reader}
-    except OSError as error:
-        raise FileNotFoundError(f"--transcripts: {path}: cannot read ({error.strerror})") from None
-
-
-def _keys(path: Path) -> list[str]:
-    """The transcript keys that name `path`: as given, absolute, its file name, its stem."""
-    return list(dict.fromkeys((str(path), str(path.resolve()), path.name, path.stem)))
-
-
-def _transcript(transcripts: dict[str, str], path: Path) -> str | None:
-    for key in _keys(path):
-        if key in transcripts:
-            return transcripts[key]
-    return None
-
-
-def check_transcript_keys(transcripts: dict[str, str], files: Sequence[Path]) -> None:
-    """No silent choice: a key that names several of the files, or a file named by several keys, is an
-    error naming them."""
-    named: dict[str, list[Path]] = {}
-    for path in files:
-        keys = [key for key in _keys(path) if key in transcripts]
-        if len(keys) > 1:
-            raise ValueError(f"--transcripts: {path} is named by several rows ({', '.join(map(repr, keys))}); "
-                             "keep one row per file")
-        for key in keys:
-            named.setdefault(key, []).append(path)
-    for key, paths in named.items():
-        if len(paths) > 1:
-            raise ValueError(f"--transcripts: {key!r} names several files ({', '.join(map(str, paths[:3]))}"
-                             f"{' ...' if len(paths) > 3 else ''}); use their paths as keys")
 
 
 def find_audio(inputs: Sequence[Path]) -> tuple[list[Path], list[Failure]]:
@@ -170,6 +133,11 @@ class EmotionPredictor:
             result[indices] = self.logits(batch).softmax(-1).cpu()
         return result
 
+    def _weighted_totals(self, items: Sequence[tuple[Tensor, str]], batch_seconds: float) -> Tensor:
+        """(N, num_classes): each chunk's probabilities × its length in samples."""
+        weights = torch.tensor([float(len(w)) for w, _ in items])
+        return self._probabilities(items, batch_seconds) * weights[:, None]
+
     def _predict_wavs(self, wavs: Sequence[Tensor], texts: Sequence[str], batch_seconds: float) -> list[Tensor]:
         """Per recording, its chunks' probabilities averaged by chunk length."""
         window = max(1, int(self.window_seconds * SAMPLE_RATE))
@@ -179,11 +147,30 @@ class EmotionPredictor:
             for piece in chunks(wav, window):
                 items.append((piece, text))
                 owner.append(index)
-        probabilities = self._probabilities(items, batch_seconds)
-        weights = torch.tensor([float(len(w)) for w, _ in items])
         totals = torch.zeros(len(wavs), len(self.labels))
-        totals.index_add_(0, torch.tensor(owner), probabilities * weights[:, None])
+        totals.index_add_(0, torch.tensor(owner), self._weighted_totals(items, batch_seconds))
         return list(totals / totals.sum(-1, keepdim=True))
+
+    def _predict_streamed(self, audio: AudioFile, text: str, batch_seconds: float) -> Prediction | Failure:
+        """A long file's prediction, its chunks classified a batch at a time as they are decoded."""
+        window = max(1, int(self.window_seconds * SAMPLE_RATE))
+        total, batch, count = torch.zeros(len(self.labels)), [], 0
+        try:
+            for piece in audio.chunks(window):
+                batch.append((piece, text))
+                count += 1
+                if sum(len(w) for w, _ in batch) >= batch_seconds * SAMPLE_RATE:
+                    total += self._weighted_totals(batch, batch_seconds).sum(0)
+                    batch = []
+            if batch:
+                total += self._weighted_totals(batch, batch_seconds).sum(0)
+        except AudioError as error:
+            return Failure(str(audio.path), str(error).removeprefix(f"{audio.path}: "))
+        except Exception as error:  # noqa: BLE001 — reported as this file's failure
+            return Failure(str(audio.path), f"model failed on it ({type(error).__name__}: {error})")
+        probabilities = dict(zip(self.labels, (total / total.sum()).tolist()))
+        return Prediction(str(audio.path), max(probabilities, key=probabilities.__getitem__), probabilities,
+                          audio.samples / SAMPLE_RATE, count)
 
     def predict(self, wav: np.ndarray | Tensor, sample_rate: int, text: str | None = None) -> dict[str, float]:
         """{label: probability} for one recording ((S,), (S, C) or (C, S) samples at `sample_rate`)."""
@@ -209,28 +196,46 @@ class EmotionPredictor:
         predictions: list[Prediction] = []
         failures: list[Failure] = []
         bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
-        for start in range(0, len(paths), FILES_PER_GROUP):
-            group: list[tuple[Path, Tensor, str]] = []
-            for path in paths[start : start + FILES_PER_GROUP]:
-                loaded = self._load(path, transcripts)
-                if isinstance(loaded, Failure):
-                    failures.append(loaded)
-                else:
-                    group.append((path, *loaded))
-            predictions += self._predict_group(group, batch_seconds, failures)
-            bar.update(len(paths[start : start + FILES_PER_GROUP]))
+        group: list[tuple[Path, Tensor, str]] = []
+
+        def flush() -> None:
+            predictions.extend(self._predict_group(group, batch_seconds, failures))
+            bar.update(len(group))
+            group.clear()
+
+        for path in paths:
+            loaded = self._open(path, transcripts)
+            if isinstance(loaded, Failure):
+                failures.append(loaded)
+                bar.update(1)
+                continue
+            audio, text = loaded
+            if audio.seconds > STREAM_SECONDS:
+                flush()  # predictions stay in the order of the files
+                outcome = self._predict_streamed(audio, text, batch_seconds)
+                (failures if isinstance(outcome, Failure) else predictions).append(outcome)  # type: ignore[arg-type]
+                bar.update(1)
+                continue
+            try:
+                group.append((path, audio.read(), text))
+            except AudioError as error:
+                failures.append(Failure(str(path), str(error).removeprefix(f"{path}: ")))
+                bar.update(1)
+            if len(group) == FILES_PER_GROUP or sum(len(w) for _, w, _ in group) >= GROUP_SECONDS * SAMPLE_RATE:
+                flush()
+        flush()
         bar.close()
         return predictions, failures
 
-    def _load(self, path: Path, transcripts: dict[str, str] | None) -> tuple[Tensor, str] | Failure:
+    def _open(self, path: Path, transcripts: dict[str, str] | None) -> tuple[AudioFile, str] | Failure:
         text = ""
         if self.needs_text:
-            found = _transcript(transcripts or {}, path)
+            found = transcript_for(transcripts or {}, path)
             if found is None:
                 return Failure(str(path), "no transcript for it in --transcripts (looked up by path, name and stem)")
             text = found
         try:
-            return load_wav(path), text
+            return AudioFile(path), text
         except AudioError as error:
             return Failure(str(path), str(error).removeprefix(f"{path}: "))
 

