@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds per chunk when predicting long recordings (default 20)")
     predict = commands.add_parser("predict", help="predict the emotion of audio files or folders")
     predict.add_argument("--model", type=Path, required=True, help="a folder written by `export`")
-    predict.add_argument("audio", type=Path, nargs="+", help="audio files and/or folders (searched recursively)")
+    predict.add_argument("audio", type=Path, nargs="*",
+                         help="audio files and/or folders (searched recursively); a text-only model reads no audio: "
+                              "these name the --transcripts rows to classify (default: all of them)")
     predict.add_argument("--out", type=Path, default=None, help="also write the results to a .csv or .json file")
     predict.add_argument("--transcripts", type=Path, default=None,
                          help="CSV with columns file,text (needed by models with a text branch)")
@@ -87,8 +89,8 @@ def results_text(path: Path, labels: Sequence[str], predictions: Sequence, failu
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["file", "emotion", *labels, "seconds", "chunks", "error"])
     for p in predictions:
-        writer.writerow([p.file, p.emotion, *(f"{p.probabilities[l]:.6f}" for l in labels), f"{p.seconds:.3f}",
-                         p.chunks, ""])
+        seconds = "" if p.seconds is None else f"{p.seconds:.3f}"  # text-only models read no audio
+        writer.writerow([p.file, p.emotion, *(f"{p.probabilities[l]:.6f}" for l in labels), seconds, p.chunks, ""])
     for f in failures:
         writer.writerow([f.file, "", *[""] * len(labels), "", "", f.reason])
     return buffer.getvalue()
@@ -108,7 +110,12 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--transcripts: model {args.model} reads transcripts (text upstream {names}); "
                          "pass --transcripts FILE.csv with columns file,text")
     transcripts = read_transcripts(args.transcripts) if args.transcripts is not None else None
-    files, failures = find_audio(args.audio)
+    if config.text_only:  # names only: nothing needs to exist or be readable
+        files, failures = [Path(key) for key in transcripts or {}] if not args.audio else list(args.audio), []
+    elif not args.audio:
+        raise ValueError("predict: give audio files or folders to classify")
+    else:
+        files, failures = find_audio(args.audio)
     if transcripts is not None and config.needs_text:
         check_transcript_keys(transcripts, files)  # before anything is printed: the error is the one line
     predictor = load_model(args.model, args.device)

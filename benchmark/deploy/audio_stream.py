@@ -1,4 +1,4 @@
-"""Long recordings read block by block: mono 16 kHz pieces, then the model's equal-length chunks.
+"""Audio as `predict` feeds it: mono 16 kHz, cut into equal chunks; long files read block by block.
 
 `predict` cuts a recording into ⌈S / window⌉ equal chunks of its 16 kHz waveform. For an hour of
 48 kHz stereo that waveform would first be 1.4 GB of float32 samples at the native rate; here the
@@ -27,6 +27,23 @@ from ..data.audio import AudioError, notice_once
 
 BLOCK_SECONDS = 30.0
 MARGIN_SECONDS = 0.05  # ≥ torchaudio's sinc filter (6 zero crossings of the lower rate: 0.4 ms at 16 kHz)
+
+
+def to_model_audio(wav: np.ndarray | Tensor, sample_rate: int) -> Tensor:
+    """(S,) float32 mono 16 kHz from (S,), (S, C) or (C, S) audio (the shorter axis is the channels)."""
+    data = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not isinstance(wav, Tensor) else wav).float()
+    if data.ndim == 2:
+        data = data.mean(dim=int(data.shape[0] > data.shape[1]))
+    if data.ndim != 1 or data.numel() == 0:
+        raise AudioError(f"expected non-empty audio of shape (S,), (S, C) or (C, S), got {tuple(data.shape)}")
+    if not torch.isfinite(data).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    return torchaudio.functional.resample(data, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else data
+
+
+def chunks(wav: Tensor, window_samples: int) -> list[Tensor]:
+    """`wav` cut into ⌈S / window⌉ equal-length pieces (a 50 s file and a 20 s window: 3 × 16.7 s)."""
+    return list(torch.tensor_split(wav, max(1, math.ceil(len(wav) / window_samples))))
 
 
 def chunk_sizes(total: int, window: int) -> list[int]:

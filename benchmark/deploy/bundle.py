@@ -77,6 +77,11 @@ class BundleConfig:
     def needs_text(self) -> bool:
         return any(u.modality == "text" for u in self.upstreams)
 
+    @property
+    def text_only(self) -> bool:
+        """Every branch reads transcripts: prediction reads no audio (row 10)."""
+        return all(u.modality == "text" for u in self.upstreams)
+
 
 def _describe(upstream: Upstream, folder: Path, index: int) -> dict[str, Any]:
     """How to rebuild `upstream` without its checkpoint (writing tokenizer files into `folder`)."""

@@ -6,18 +6,17 @@ into equal chunks no longer than the window; each chunk is classified on its own
 probabilities are the chunks' probabilities averaged, weighted by chunk length. Files are read a
 few minutes of audio at a time; one longer than `STREAM_SECONDS` is streamed block by block
 (`audio_stream`), so an hour-long recording never sits in memory whole. Models with a text branch
-need each recording's transcript (every chunk sees the whole transcript).
+need each recording's transcript (every chunk sees the whole transcript); a text-only model reads
+no audio at all, so its "files" are only names to look the transcripts up by.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-import torchaudio
 from torch import Tensor
 from tqdm import tqdm
 
@@ -27,7 +26,7 @@ from ..data.audio import AudioError
 from ..training.batching import duration_batches
 from ..training.cache import select_layers
 from ..training.model import EmotionModel
-from .audio_stream import AudioFile
+from .audio_stream import AudioFile, chunks, to_model_audio
 from .bundle import BundleConfig, load_bundle
 from .transcripts import check_transcript_keys, transcript_for
 
@@ -46,7 +45,7 @@ class Prediction:
     file: str
     emotion: str
     probabilities: dict[str, float]
-    seconds: float
+    seconds: float | None  # of audio at 16 kHz; None for text-only models, which read none
     chunks: int
 
 
@@ -54,23 +53,6 @@ class Prediction:
 class Failure:
     file: str
     reason: str
-
-
-def to_model_audio(wav: np.ndarray | Tensor, sample_rate: int) -> Tensor:
-    """(S,) float32 mono 16 kHz from (S,), (S, C) or (C, S) audio (the shorter axis is the channels)."""
-    data = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not isinstance(wav, Tensor) else wav).float()
-    if data.ndim == 2:
-        data = data.mean(dim=int(data.shape[0] > data.shape[1]))
-    if data.ndim != 1 or data.numel() == 0:
-        raise AudioError(f"expected non-empty audio of shape (S,), (S, C) or (C, S), got {tuple(data.shape)}")
-    if not torch.isfinite(data).all():
-        raise AudioError("audio contains NaN or infinite samples")
-    return torchaudio.functional.resample(data, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else data
-
-
-def chunks(wav: Tensor, window_samples: int) -> list[Tensor]:
-    """`wav` cut into ⌈S / window⌉ equal-length pieces (a 50 s file and a 20 s window: 3 × 16.7 s)."""
-    return list(torch.tensor_split(wav, max(1, math.ceil(len(wav) / window_samples))))
 
 
 def find_audio(inputs: Sequence[Path]) -> tuple[list[Path], list[Failure]]:
@@ -179,6 +161,13 @@ class EmotionPredictor:
         (probabilities,) = self._predict_wavs([to_model_audio(wav, sample_rate)], [text or ""], 60.0)
         return dict(zip(self.labels, probabilities.tolist()))
 
+    def predict_text(self, text: str) -> dict[str, float]:
+        """{label: probability} of one transcript, for a text-only model (no audio needed)."""
+        if not self.config.text_only:
+            raise ValueError("predict_text: this model also reads audio; use predict(wav, sample_rate, text)")
+        (probabilities,) = self._predict_wavs([torch.zeros(1)], [text], 60.0)
+        return dict(zip(self.labels, probabilities.tolist()))
+
     def predict_files(
         self,
         files: Sequence[Path | str],
@@ -193,6 +182,8 @@ class EmotionPredictor:
         paths = [Path(f) for f in files]
         if self.needs_text and transcripts is not None:
             check_transcript_keys(transcripts, paths)
+        if self.config.text_only:
+            return self._predict_texts(paths, transcripts or {}, batch_seconds)
         predictions: list[Prediction] = []
         failures: list[Failure] = []
         bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
@@ -225,6 +216,23 @@ class EmotionPredictor:
                 flush()
         flush()
         bar.close()
+        return predictions, failures
+
+    def _predict_texts(self, names: Sequence[Path], transcripts: dict[str, str],
+                       batch_seconds: float) -> tuple[list[Prediction], list[Failure]]:
+        """A text-only model: each name's transcript classified; no audio is opened."""
+        found = [(name, transcript_for(transcripts, name)) for name in names]
+        failures = [Failure(str(name), "no transcript for it in --transcripts (looked up by path, name and stem)")
+                    for name, text in found if text is None]
+        known = [(name, text) for name, text in found if text is not None]
+        silence = torch.zeros(1)  # the batch's waveform slot; text upstreams read only its texts
+        predictions = []
+        for start in range(0, len(known), FILES_PER_GROUP):
+            group = known[start : start + FILES_PER_GROUP]
+            for (name, _), probabilities in zip(group, self._predict_wavs([silence] * len(group), [t for _, t in group],
+                                                                            batch_seconds)):
+                scores = dict(zip(self.labels, probabilities.tolist()))
+                predictions.append(Prediction(str(name), max(scores, key=scores.__getitem__), scores, None, 1))
         return predictions, failures
 
     def _open(self, path: Path, transcripts: dict[str, str] | None) -> tuple[AudioFile, str] | Failure:

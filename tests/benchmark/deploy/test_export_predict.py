@@ -35,15 +35,16 @@ from upstream.text import TextUpstream
 
 QUICK = Profile(
     name="quick",
-    upstreams={"hubert": "tiny_hubert"},
+    upstreams={"hubert": "tiny_hubert", "bert": "minilm"},
     finetune=TrainConfig(epochs=2, max_batch_seconds=8.0, top_k=2, finetune_upstream=True, upstream_lr=5e-4),
     frozen=TrainConfig(epochs=2, max_batch_seconds=8.0, top_k=2),
     ecapa=EcapaConfig(channels=16, embedding_size=8, attention_size=8, se_channels=8, res2net_scale=4),
     cache_dtype="float32",  # the fold's scores then come from exactly the features that prediction computes
 )
 # Table 1 row 9: fbank → ECAPA (frozen unit, fixed upstream); row 6: ECAPA on the averaged fine-tuned tiny
-# HuBERT's last layer (frozen unit with a source); 0: the one-recipe run tiny_hubert + mean (fine-tuned unit).
-EXPERIMENTS = (9, 6, 0)
+# HuBERT's last layer (frozen unit with a source); 0: the one-recipe run tiny_hubert + mean (fine-tuned unit);
+# row 10: ECAPA on the averaged fine-tuned MiniLM (text only); row 11: late fusion of fbank and that text model.
+EXPERIMENTS = (9, 6, 0, 10, 11)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,10 +68,10 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run folder: the recipe tiny_hubert + mean (tiny_hubert_mean.json; it reports and keeps both
-    checkpoints), then Table 1 rows 6 and 9 (run.json), which reuse its fine-tuning unit as row 6's source."""
+    checkpoints), then Table 1 rows 6, 9, 10 and 11 (run.json), which reuse its fine-tuning unit as row 6's source."""
     out = tmp_path_factory.mktemp("run")
     run(RunRequest(upstream="tiny_hubert", downstream="mean", data=small_corpus, folds=(1,), out=out, profile=QUICK))
-    run(RunRequest(table=1, experiments=(6, 9), data=small_corpus, folds=(1,), out=out, profile=QUICK))
+    run(RunRequest(table=1, experiments=(6, 9, 10, 11), data=small_corpus, folds=(1,), out=out, profile=QUICK))
     return out
 
 
@@ -109,8 +110,12 @@ def test_exported_model_gives_identical_logits_and_reproduces_the_fold_accuracy(
         feature_store.precompute(utterances)
     assert torch.allclose(logits_of(trained.model, batch, features), in_memory, atol=1e-5)
 
-    predictions, failures = predictor.predict_files([u.path for u in utterances])
-    assert not failures and [p.file for p in predictions] == [str(u.path) for u in utterances]
+    transcripts = {u.id: u.text for u in utterances} if predictor.needs_text else None
+    # a text-only model reads no audio: its inputs are names to find the transcripts by (here: none exist)
+    files = [Path("nowhere") / f"{u.id}.wav" for u in utterances] if experiment == 10 else [u.path for u in utterances]
+    predictions, failures = predictor.predict_files(files, transcripts)
+    assert not failures and [p.file for p in predictions] == [str(f) for f in files]
+    assert predictor.config.text_only == (experiment == 10) and predictor.needs_text == (experiment in (10, 11))
     predicted = [LABELS.index(p.emotion) for p in predictions]
     assert predicted == result.scores["average"].predictions
     wa = 100.0 * np.mean(np.array(predicted) == np.array(result.test_labels))
@@ -118,6 +123,29 @@ def test_exported_model_gives_identical_logits_and_reproduces_the_fold_accuracy(
     assert predictor.config.reference["test"]["wa"] == result.scores["average"].wa  # type: ignore[index]
     for p in predictions:
         assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5) and p.chunks == 1
+    if experiment == 10:
+        assert predictor.predict_text(utterances[0].text) == pytest.approx(predictions[0].probabilities, abs=1e-6)
+        assert all(p.seconds is None for p in predictions)
+
+
+def test_a_text_only_model_classifies_transcripts_without_any_audio(exported, small_corpus, tmp_path):
+    utterances = [u for u in iemocap.load(small_corpus, verbose=False) if u.session == 1][:3]
+    transcripts = tmp_path / "transcripts.csv"
+    transcripts.write_text("file,text\n" + "".join(f"{u.id},{u.text}\n" for u in utterances))
+    out = tmp_path / "all.csv"
+    assert main(["predict", "--model", str(exported[10]), "--transcripts", str(transcripts), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == [u.id for u in utterances] and {r["seconds"] for r in rows} == {""}
+    predictor = load_model(exported[10], "cpu")
+    for row, utterance in zip(rows, utterances):
+        expected = predictor.predict_text(utterance.text)
+        assert [float(row[label]) for label in LABELS] == pytest.approx([expected[label] for label in LABELS], abs=1e-6)
+    named = tmp_path / "named.csv"  # names that are no files: looked up by stem, nothing opened
+    assert main(["predict", "--model", str(exported[10]), "--transcripts", str(transcripts), "--out", str(named),
+                 f"missing/{utterances[1].id}.wav"]) == 0
+    assert [r["file"] for r in csv.DictReader(named.open())] == [f"missing/{utterances[1].id}.wav"]
+    with pytest.raises(ValueError, match="also reads audio"):
+        load_model(exported[11], "cpu").predict_text("hello")
 
 
 def _write_bad_folder(folder: Path, good: list[Path]) -> None:
