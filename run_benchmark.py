@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", type=parse_folds, default=SESSIONS, help="folds to run, e.g. 1,3 (default: all 5)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results (default: results/)")
     parser.add_argument("--seed", type=int, default=0, help="run seed; same seed on CPU gives identical metrics")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train everything with N seeds (--seed, --seed+1, ...) and write <table>_seeds.csv: "
+                             "mean, std and interval over seeds beside the test-set interval (default 1)")
     parser.add_argument("--split", choices=("superb", "speaker"), default="superb",
                         help="train/valid split: SUPERB's exact split, or speaker-disjoint")
     parser.add_argument("--no-strict", action="store_true",
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         print("error: --threads must be at least 1", file=sys.stderr)
         return 2
+    if args.seeds < 1:
+        print("error: --seeds must be at least 1", file=sys.stderr)
+        return 2
     if args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         folds=args.folds,
         out=args.out,
         seed=args.seed,
+        seeds=args.seeds,
         split=args.split,
         strict=False if args.no_strict else None,
         upstream_ckpt=args.upstream_ckpt,

@@ -141,10 +141,9 @@ def checked_result(unit_dir: Path, experiment: ExperimentConfig, index: int, fol
     return result
 
 
-def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str,
-           experiments: list[ExperimentConfig], settings: RunSettings, units: list[Unit], corpus: CorpusRead,
-           compare: tuple[int, ...] = ()) -> Path:
-    """Write the table (or the one-recipe CSV + JSON) of the finished units; returns the main CSV."""
+def collect_rows(request: dict[str, Any], out: Path, profile: Profile, experiments: list[ExperimentConfig],
+                 settings: RunSettings, corpus: CorpusRead) -> list[Row]:
+    """The finished units of each experiment, fold by fold (each checked against the corpus read)."""
     rows = []
     ckpt = request.get("upstream_ckpt")
     for experiment in experiments:
@@ -156,6 +155,14 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
                                           experiment.checkpoint) for k, result in results.items()}
         ran = " + ".join(ran_as(b, profile, ckpt) for b in experiment.branches)
         rows.append(Row(experiment, results, checkpoints, ran))
+    return rows
+
+
+def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str,
+           experiments: list[ExperimentConfig], settings: RunSettings, units: list[Unit], corpus: CorpusRead,
+           compare: tuple[int, ...] = ()) -> Path:
+    """Write the table (or the one-recipe CSV + JSON) of the finished units; returns the main CSV."""
+    rows = collect_rows(request, out, profile, experiments, settings, corpus)
     record = provenance(request, out, profile, experiments, settings, units, corpus)
     if not table_name:
         upstream = profile.resolve(request["upstream"])

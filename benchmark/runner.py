@@ -27,115 +27,18 @@ from .common.io import check_writable_dir, free_bytes, path_label
 from .common.lock import run_lock
 from .data import iemocap, splits
 from .data.fingerprint import data_fingerprint, fold_fingerprint
-from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
-from .outputs import CorpusRead, record_path, recorded_corpus, report
+from .outputs import CorpusRead, collect_rows, record_path, recorded_corpus, report
 from .reporting.results import UnitResult
-from .reporting.sections import check_compare
+from .reporting.seeds import write_seed_summary
+from .request import RunRequest, corpus_dir, experiments_of, resolve_profile
 from .training import distributed
 from .training.batching import AudioStore
 from .training.device import cpu_has_native_bf16, default_device, emulated_bf16_warning
-
-DEFAULT_DATA_ROOT = Path("data")
-DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
-RECIPE_COLUMNS = ("upstream", "downstream", "stage", "checkpoint", "fold", "split", "split_hash", "n_train",
-                  "n_valid", "n_test", "best_epoch", "wa", "ua", "macro_f1")
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What the command line asked for."""
-
-    upstream: str = "fbank"
-    downstream: str = "mean"
-    table: int | None = None
-    experiments: tuple[int, ...] = ()
-    data: Path | None = None  # None: the demo corpus under DEFAULT_DATA_ROOT, generated when missing
-    folds: tuple[int, ...] = splits.SESSIONS
-    out: Path = Path("results")
-    seed: int = 0
-    split: str = "superb"
-    strict: bool | None = None
-    profile: str | Profile | None = None  # name, YAML path or Profile; None: "demo" without --data, else "paper"
-    epochs: int | None = None
-    upstream_ckpt: str | None = None
-    trust_checkpoint: bool = False
-    report_only: bool = False
-    estimate: bool = False  # print the run's cost (`experiments.estimate`) and stop before training
-    disk_check: bool = True  # refuse to start when the projected peak disk exceeds the free space of `out`
-    compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
-    threads: int | None = None  # torch CPU threads, set by the CLI here and by each cluster job for itself
-    launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
-    slurm: SlurmOptions | None = None
-    device: str | None = None  # where the units run ("cuda" | "cpu"); None: this machine's (CUDA when present)
-    input_norm: str = "auto"  # one recipe: normalisation of the upstream's features (ExperimentConfig.input_norm)
-    jobs: int = 1  # units trained at once, each in its own worker process (`cluster.pool`)
-
-
-def resolve_profile(request: RunRequest) -> Profile:
-    """The profile asked for, with --epochs applied, precisions resolved for the device the units run
-    on, and no stand-in for an upstream given an explicit --upstream-ckpt (the checkpoint means that
-    architecture in any profile)."""
-    if isinstance(request.profile, Profile):
-        profile = request.profile
-    else:
-        profile = load_profile(request.profile or ("demo" if request.data is None else "paper"))
-    if request.epochs is not None:
-        epochs = request.epochs
-        profile = profile.with_training(lambda c: replace(c, epochs=epochs))
-    if request.upstream_ckpt and request.upstream in profile.upstreams:
-        profile = replace(profile, upstreams={k: v for k, v in profile.upstreams.items() if k != request.upstream})
-    return profile.resolved_for(request.device or default_device().type)
-
-
-def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) -> ExperimentConfig:
-    """The one-row experiment behind `--upstream X --downstream Y`."""
-    name = profile.resolve(request.upstream)
-    return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
-                            finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
-                            input_norm=request.input_norm)
-
-
-def _is_trainable(name: str, request: RunRequest) -> bool:
-    """Whether the upstream has trainable parameters (fine-tuned) or none (fbank: frozen features).
-    Building it here also checks its checkpoint before anything is written; `--estimate` reads only
-    the architecture instead, so the paper profile is sized without its checkpoints."""
-    from upstream import build_upstream
-    from upstream.architecture import architecture_size
-
-    size = architecture_size(name) if request.estimate else None
-    if size is not None:
-        return size.parameters > 0
-    upstream = build_upstream(name, ckpt=request.upstream_ckpt, trust_checkpoint=request.trust_checkpoint or None)
-    return any(p.requires_grad for p in upstream.parameters())
-
-
-def corpus_dir(request: RunRequest) -> Path:
-    if request.data is not None:
-        return request.data
-    from .data.demo import ensure_demo_corpus
-
-    return ensure_demo_corpus(DEFAULT_DATA_ROOT)
-
-
-def _experiments(request: RunRequest, profile: Profile) -> tuple[str, list[ExperimentConfig]]:
-    if request.table is not None or request.experiments or request.compare:
-        if request.upstream_ckpt:
-            raise ConfigError("--upstream-ckpt applies to one upstream: use it with --upstream, not with a table")
-        if request.input_norm != "auto":
-            raise ConfigError("--input-norm applies to one recipe: a table's rows set input_norm in their files")
-        experiments = load_table(request.table or 1)
-        experiments = select(experiments, request.experiments) if request.experiments else experiments
-        check_compare(request.compare, [e.id for e in experiments])
-        return f"table{request.table or 1}", experiments
-    name = profile.resolve(request.upstream)
-    get_spec(name)  # unknown names fail before any data is read
-    if request.downstream not in DOWNSTREAMS:
-        raise ValueError(f"--downstream: unknown downstream {request.downstream!r}; expected one of {', '.join(DOWNSTREAMS)}")
-    return "", [recipe_experiment(request, profile, _is_trainable(name, request))]
 
 
 @dataclass(frozen=True)
@@ -171,7 +74,7 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
 def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bool = False) -> Planned:
     """Profile and experiments first (bad names fail before any data is read), then the corpus and the plan."""
     profile = resolve_profile(request)
-    table_name, experiments = _experiments(request, profile)
+    table_name, experiments = experiments_of(request, profile)
     if not quiet:
         announce_stand_ins(profile, experiments)
     stem = f"{path_label(profile.resolve(request.upstream))}_{request.downstream}"
@@ -201,6 +104,8 @@ def context_for(request: RunRequest, planned: Planned) -> RunContext:
 def run(request: RunRequest) -> Path | None:
     """Run (or, with `report_only`, only report) the request; returns the main CSV written (None on the
     ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
+    if request.seeds > 1:
+        return run_seeds(request)
     _apply_threads(request)
     slurm = request.slurm or SlurmOptions()
     if request.launcher == "slurm" and not request.report_only:
@@ -298,3 +203,30 @@ def preload_audio(utterances: list) -> AudioStore:
     return store
 
 
+
+
+def run_seeds(request: RunRequest) -> Path | None:
+    """`--seeds N`: the request trained with seeds seed … seed + N − 1, each a run of its own (the
+    first seed last, so the table on disk is its), then `<name>_seeds.csv`: the spread over seeds."""
+    seeds = [request.seed + i for i in range(request.seeds)]
+    if request.estimate:
+        print(f"estimate of seed {seeds[0]}; --seeds {len(seeds)} trains {len(seeds)} times as many units")
+        return run(replace(request, seeds=1))
+    path = None
+    main = distributed.world().is_main
+    for seed in reversed(seeds):
+        path = run(replace(request, seed=seed, seeds=1))
+        if path is None and main:  # cluster jobs submitted without waiting: report when they are done
+            return None
+    if not main:
+        return None
+    rows_by_seed, name = {}, ""
+    for seed in seeds:
+        one = replace(request, seed=seed, seeds=1)
+        planned = resolve(one, quiet=True)
+        rows_by_seed[seed] = collect_rows(asdict(one), one.out, planned.profile, planned.experiments,
+                                          planned.settings, planned.corpus)
+        name = planned.table_name or f"{path_label(planned.profile.resolve(request.upstream))}_{request.downstream}"
+    summary = write_seed_summary(request.out, name, rows_by_seed)
+    print(f"→ {summary}")
+    return path

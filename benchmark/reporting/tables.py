@@ -35,7 +35,7 @@ def paper_figures(path: Path = PAPER_TABLE) -> dict[int, tuple[float, float]]:
         return {int(r["exp"]): (float(r["paper_wacc"]), float(r["paper_uacc"])) for r in csv.DictReader(handle)}
 
 
-def _csv(header: list[str], rows: list[list[object]]) -> str:
+def csv_text(header: list[str], rows: list[list[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -204,11 +204,11 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
     layer_lines, layer_section = layer_outputs(out, name, rows)
     sections = (*significance_section(name, [r.experiment.id for r in rows], comparisons, stats),
                 *recall_section(name, rows, intervals, stats), *layer_section)
-    atomic_write_text(out / f"{name}_folds.csv", _csv(*fold_rows(rows)))
-    atomic_write_text(out / f"{name}_pairwise.csv", _csv(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
-    atomic_write_text(out / f"{name}_recall.csv", _csv(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
+    atomic_write_text(out / f"{name}_folds.csv", csv_text(*fold_rows(rows)))
+    atomic_write_text(out / f"{name}_pairwise.csv", csv_text(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
+    atomic_write_text(out / f"{name}_recall.csv", csv_text(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
                                                         recall_rows(rows, intervals)))
-    atomic_write_text(out / f"{name}_layers.csv", _csv(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
+    atomic_write_text(out / f"{name}_layers.csv", csv_text(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
                                                         "weight"], layer_lines))
     atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections,
                                                    note))
@@ -218,5 +218,5 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
         "ua_test": "paired sign-flip permutation test of the fold-mean UA",
         "correction": "Holm over the table's pairs, separately for WA and UA"}
     atomic_write_text(out / "run.json", json.dumps(provenance | {"statistics": statistics}, indent=1, default=str) + "\n")
-    atomic_write_text(out / f"{name}.csv", _csv(header, lines))  # last: its presence means the rest is there
+    atomic_write_text(out / f"{name}.csv", csv_text(header, lines))  # last: its presence means the rest is there
     return out / f"{name}.csv"

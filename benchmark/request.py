@@ -1,0 +1,111 @@
+"""What the command line asks for (`RunRequest`) and how it resolves into a profile and the
+experiments to run: a table's rows, or the one-row experiment of a recipe (`--upstream X --downstream Y`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from upstream import get_spec
+
+from .cluster.launch import SlurmOptions
+from .common.config import ConfigError
+from .data import splits
+from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .reporting.sections import check_compare
+from .training.device import default_device
+
+DEFAULT_DATA_ROOT = Path("data")
+DOWNSTREAMS: tuple[str, ...] = ("mean", "ecapa")
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the command line asked for."""
+
+    upstream: str = "fbank"
+    downstream: str = "mean"
+    table: int | None = None
+    experiments: tuple[int, ...] = ()
+    data: Path | None = None  # None: the demo corpus under DEFAULT_DATA_ROOT, generated when missing
+    folds: tuple[int, ...] = splits.SESSIONS
+    out: Path = Path("results")
+    seed: int = 0
+    split: str = "superb"
+    strict: bool | None = None
+    profile: str | Profile | None = None  # name, YAML path or Profile; None: "demo" without --data, else "paper"
+    epochs: int | None = None
+    upstream_ckpt: str | None = None
+    trust_checkpoint: bool = False
+    report_only: bool = False
+    estimate: bool = False  # print the run's cost (`experiments.estimate`) and stop before training
+    disk_check: bool = True  # refuse to start when the projected peak disk exceeds the free space of `out`
+    compare: tuple[int, ...] = ()  # experiments of the table whose pairwise matrix is printed
+    threads: int | None = None  # torch CPU threads, set by the CLI here and by each cluster job for itself
+    launcher: str = "local"  # "local": units run in this process (or torchrun's); "slurm": one job per unit
+    slurm: SlurmOptions | None = None
+    device: str | None = None  # where the units run ("cuda" | "cpu"); None: this machine's (CUDA when present)
+    input_norm: str = "auto"  # one recipe: normalisation of the upstream's features (ExperimentConfig.input_norm)
+    jobs: int = 1  # units trained at once, each in its own worker process (`cluster.pool`)
+    seeds: int = 1  # train everything with seeds seed … seed + seeds − 1 and report the spread (`reporting.seeds`)
+
+
+def resolve_profile(request: RunRequest) -> Profile:
+    """The profile asked for, with --epochs applied, precisions resolved for the device the units run
+    on, and no stand-in for an upstream given an explicit --upstream-ckpt (the checkpoint means that
+    architecture in any profile)."""
+    if isinstance(request.profile, Profile):
+        profile = request.profile
+    else:
+        profile = load_profile(request.profile or ("demo" if request.data is None else "paper"))
+    if request.epochs is not None:
+        epochs = request.epochs
+        profile = profile.with_training(lambda c: replace(c, epochs=epochs))
+    if request.upstream_ckpt and request.upstream in profile.upstreams:
+        profile = replace(profile, upstreams={k: v for k, v in profile.upstreams.items() if k != request.upstream})
+    return profile.resolved_for(request.device or default_device().type)
+
+
+def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) -> ExperimentConfig:
+    """The one-row experiment behind `--upstream X --downstream Y`."""
+    name = profile.resolve(request.upstream)
+    return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
+                            finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
+                            input_norm=request.input_norm)
+
+
+def _is_trainable(name: str, request: RunRequest) -> bool:
+    """Whether the upstream has trainable parameters (fine-tuned) or none (fbank: frozen features).
+    Building it here also checks its checkpoint before anything is written; `--estimate` reads only
+    the architecture instead, so the paper profile is sized without its checkpoints."""
+    from upstream import build_upstream
+    from upstream.architecture import architecture_size
+
+    size = architecture_size(name) if request.estimate else None
+    if size is not None:
+        return size.parameters > 0
+    upstream = build_upstream(name, ckpt=request.upstream_ckpt, trust_checkpoint=request.trust_checkpoint or None)
+    return any(p.requires_grad for p in upstream.parameters())
+
+
+def corpus_dir(request: RunRequest) -> Path:
+    if request.data is not None:
+        return request.data
+    from .data.demo import ensure_demo_corpus
+
+    return ensure_demo_corpus(DEFAULT_DATA_ROOT)
+
+
+def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[ExperimentConfig]]:
+    if request.table is not None or request.experiments or request.compare:
+        if request.upstream_ckpt:
+            raise ConfigError("--upstream-ckpt applies to one upstream: use it with --upstream, not with a table")
+        if request.input_norm != "auto":
+            raise ConfigError("--input-norm applies to one recipe: a table's rows set input_norm in their files")
+        experiments = load_table(request.table or 1)
+        experiments = select(experiments, request.experiments) if request.experiments else experiments
+        check_compare(request.compare, [e.id for e in experiments])
+        return f"table{request.table or 1}", experiments
+    name = profile.resolve(request.upstream)
+    get_spec(name)  # unknown names fail before any data is read
+    if request.downstream not in DOWNSTREAMS:
+        raise ValueError(f"--downstream: unknown downstream {request.downstream!r}; expected one of {', '.join(DOWNSTREAMS)}")
+    return "", [recipe_experiment(request, profile, _is_trainable(name, request))]
