@@ -7,7 +7,7 @@ setup(
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=["upstream", "upstream.*", "downstream", "downstream.*", "benchmark", "benchmark.*"]),
-    package_data={"benchmark": ["data/*.csv", "experiments/**/*.yaml"], "upstream": ["releases.yaml"]},
+    package_data={"benchmark": ["data/*.csv", "data/partitions/*.csv", "experiments/**/*.yaml"], "upstream": ["releases.yaml"]},
     py_modules=["run_benchmark"],
     install_requires=[
         "torch>=2.9",

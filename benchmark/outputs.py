@@ -18,6 +18,7 @@ import torch
 from upstream import get_spec
 
 from .common.io import atomic_write_text, path_label
+from .data.iemocap import LABELS
 from .data.splits import Fold
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.plan import RunSettings, Unit, unit_for
@@ -43,6 +44,7 @@ class CorpusRead:
     fold_data: dict[int, str]
     folds: dict[int, Fold] | None
     fingerprint: str
+    labels: tuple[str, ...] = LABELS  # the corpus' label set
 
 
 def record_path(out: Path, table_name: str, recipe_stem: str) -> Path:
@@ -57,11 +59,13 @@ def recorded_corpus(path: Path, folds: tuple[int, ...]) -> CorpusRead:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise FileNotFoundError(f"{path}: no record of a run with its data fingerprints; pass --data (the corpus "
                                 "the units were trained on) to report them") from None
+    folds = folds or tuple(sorted(fold_data))
     missing = [k for k in folds if k not in fold_data]
     if missing:
         raise FileNotFoundError(f"{path}: records folds {','.join(map(str, sorted(fold_data)))}, not fold {missing[0]}; "
                                 "pass --data to report other folds")
-    return CorpusRead({k: fold_data[k] for k in folds}, None, str(record.get("data_fingerprint", "")))
+    labels = tuple(record.get("labels") or LABELS)
+    return CorpusRead({k: fold_data[k] for k in folds}, None, str(record.get("data_fingerprint", "")), labels)
 
 
 def ran_as(branch: str, profile: Profile, ckpt: str | None = None) -> str:
@@ -118,6 +122,8 @@ def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments
         "experiments": [asdict(e) for e in experiments],
         "units": {str(unit.directory(out).relative_to(out)): unit.key for unit in units},
         "data_fingerprint": corpus.fingerprint,
+        "corpus": request.get("corpus", "iemocap"),
+        "labels": list(settings.labels),
         "fold_data": {str(k): v for k, v in settings.fold_data.items()},
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,

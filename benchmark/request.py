@@ -9,7 +9,6 @@ from upstream import get_spec
 
 from .cluster.launch import SlurmOptions
 from .common.config import ConfigError
-from .data import splits
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
 from .reporting.sections import check_compare
 from .training.device import default_device
@@ -26,7 +25,8 @@ class RunRequest:
     table: int | None = None
     experiments: tuple[int, ...] = ()
     data: Path | None = None  # None: the demo corpus under DEFAULT_DATA_ROOT, generated when missing
-    folds: tuple[int, ...] = splits.SESSIONS
+    folds: tuple[int, ...] = ()  # empty: every fold of the corpus
+    corpus: str = "iemocap"  # a registered corpus recipe (`benchmark.data.corpus`)
     out: Path = Path("results")
     seed: int = 0
     split: str = "superb"
@@ -89,6 +89,11 @@ def _is_trainable(name: str, request: RunRequest) -> bool:
 def corpus_dir(request: RunRequest) -> Path:
     if request.data is not None:
         return request.data
+    if request.corpus != "iemocap":
+        from .data.corpus import corpus_info
+
+        raise ConfigError(f"--corpus {request.corpus} needs --data DIR: {corpus_info(request.corpus).layout} "
+                          "(the offline demo corpus is IEMOCAP-shaped)")
     from .data.demo import ensure_demo_corpus
 
     return ensure_demo_corpus(DEFAULT_DATA_ROOT)

@@ -26,6 +26,7 @@ from .common.config import ConfigError
 from .common.io import check_writable_dir, free_bytes, path_label
 from .common.lock import run_lock
 from .data import iemocap, splits
+from .data.corpus import load_corpus
 from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
@@ -65,10 +66,17 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
     if request.report_only and request.data is not None and not request.data.exists():
         print(f"note: {request.data} not found; reporting the data recorded in {record}")
         return recorded_corpus(record, folds)
-    utterances = iemocap.load(corpus_dir(request), strict=request.strict, verbose=not quiet)
-    split_folds = {f.index: f for f in splits.folds(utterances, request.split, folds)}  # type: ignore[arg-type]
+    if request.corpus == "iemocap":  # read as before the corpus seam, fold by fold (the demo is IEMOCAP-shaped)
+        utterances = iemocap.load(corpus_dir(request), strict=request.strict, verbose=not quiet)
+        chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
+        labels: tuple[str, ...] = iemocap.LABELS
+    else:
+        corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, verbose=not quiet)
+        chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
+            list(corpus.utterances)
+    split_folds = {f.index: f for f in chosen}
     return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
-                      data_fingerprint(utterances))
+                      data_fingerprint(utterances), labels)
 
 
 def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bool = False) -> Planned:
@@ -79,7 +87,7 @@ def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bo
         announce_stand_ins(profile, experiments)
     stem = f"{path_label(profile.resolve(request.upstream))}_{request.downstream}"
     corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem), quiet)
-    settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data)
+    settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data, corpus.labels)
     return Planned(profile, table_name, experiments, corpus, settings,
                    plan(experiments, tuple(corpus.fold_data), settings))
 
@@ -98,7 +106,7 @@ def context_for(request: RunRequest, planned: Planned) -> RunContext:
     assert folds is not None, "training needs the corpus read"
     store = preload_audio([u for fold in folds.values() for u in (*fold.train, *fold.valid, *fold.test)])
     return RunContext(request.out, planned.profile, folds, store, request.upstream_ckpt, request.trust_checkpoint,
-                      planned.reported())
+                      planned.reported(), planned.corpus.labels)
 
 
 def run(request: RunRequest) -> Path | None:
@@ -139,7 +147,7 @@ def run(request: RunRequest) -> Path | None:
     with run_lock(request.out) if main else contextlib.nullcontext():
         if context is not None:
             print(f"plan: {len(planned.units)} unit(s) for {len(planned.experiments)} experiment(s) × "
-                  f"{len(request.folds)} fold(s), profile {planned.profile.name}"
+                  f"{len(planned.corpus.fold_data)} fold(s), profile {planned.profile.name}"
                   + (f", {request.jobs} worker processes" if request.jobs > 1 else ""))
             janitor = CacheJanitor(planned.units, request.out, planned.profile.keep_cache)
             if request.jobs > 1:  # each worker one torch thread unless --threads says otherwise

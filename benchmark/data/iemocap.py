@@ -37,10 +37,14 @@ class Utterance:
     gender: str
     text: str
     duration: float  # seconds
+    label_index: int = -1  # position of `label` in its corpus' label set; -1: IEMOCAP's (`LABELS`)
 
-    @property
-    def label_index(self) -> int:
-        return LABEL_INDEX[self.label]
+    def __post_init__(self) -> None:
+        if self.label_index < 0:
+            if self.label not in LABEL_INDEX:
+                raise ValueError(f"{self.id}: label {self.label!r} is not one of IEMOCAP's {', '.join(LABELS)}; "
+                                 "a recipe of another corpus gives each utterance its label_index")
+            object.__setattr__(self, "label_index", LABEL_INDEX[self.label])
 
 
 def looks_official(corpus_dir: Path) -> bool:

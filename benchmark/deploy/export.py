@@ -77,7 +77,9 @@ def read_record(path: Path) -> RunRecord:
         raise ConfigError(f"{path}: the record names no data fingerprint per fold (written by an older version); "
                           "run the benchmark again into this folder, then export")
     fold_data = {int(k): str(v) for k, v in data["fold_data"].items()}
-    settings = RunSettings(profile, int(request["seed"]), str(request["split"]), request.get("upstream_ckpt"), fold_data)
+    labels = tuple(data.get("labels") or LABELS)  # records before other corpora: IEMOCAP's
+    settings = RunSettings(profile, int(request["seed"]), str(request["split"]), request.get("upstream_ckpt"), fold_data,
+                           labels)
     return RunRecord(path, settings, experiments, bool(request.get("trust_checkpoint")))
 
 
@@ -157,5 +159,5 @@ def export_fold(run: Path, experiment_id: int, fold: int, to: Path, checkpoint: 
     if window_seconds <= 0:
         raise ValueError(f"--window: must be positive, got {window_seconds}")
     trained = trained_model(run, experiment_id, fold, checkpoint)
-    return save_bundle(to, trained.model, trained.layers, LABELS, ckpt=trained.record.settings.upstream_ckpt,
+    return save_bundle(to, trained.model, trained.layers, tuple(trained.result.labels), ckpt=trained.record.settings.upstream_ckpt,
                        window_seconds=window_seconds, reference=reference(trained))

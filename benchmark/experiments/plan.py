@@ -16,6 +16,7 @@ from pathlib import Path
 from upstream import get_spec
 
 from ..common.io import path_label
+from ..data.iemocap import LABELS
 from ..training.cache import LayerSelection
 from .definitions import ExperimentConfig, Profile
 
@@ -27,6 +28,7 @@ class FinetuneUnit:
     featurizer: str | int
     key: str  # everything that decides the result (`finetune_unit`)
     seed: int  # of the training randomness: the recipe alone, not the data's file metadata
+    num_classes: int = len(LABELS)  # the corpus' label set (`RunSettings.labels`)
 
     @property
     def label(self) -> str:
@@ -47,6 +49,7 @@ class FrozenUnit:
     fold: int
     key: str
     seed: int
+    num_classes: int = len(LABELS)
 
     @property
     def label(self) -> str:
@@ -74,6 +77,11 @@ class RunSettings:
     split: str
     upstream_ckpt: str | None = None
     fold_data: dict[int, str] = field(default_factory=dict)
+    labels: tuple[str, ...] = LABELS  # the corpus' label set, in the classifier's output order
+
+    def label_key(self) -> list:
+        """What the label set adds to a unit's identity (nothing for IEMOCAP's, so its keys stay as they were)."""
+        return [] if self.labels == LABELS else [list(self.labels)]
 
     def data_key(self, fold: int) -> str:
         if fold not in self.fold_data:
@@ -112,8 +120,8 @@ def _seed(recipe: list) -> int:
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
     recipe = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
               asdict(settings.profile.finetune_for(upstream)), settings.seed, settings.split]
-    identity = [*recipe, settings.data_key(fold), _pipeline(upstream)]
-    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity), _seed(recipe))
+    identity = [*recipe, settings.data_key(fold), _pipeline(upstream), *settings.label_key()]
+    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity), _seed(recipe), len(settings.labels))
 
 
 def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> Unit:
@@ -128,9 +136,9 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
               asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
               settings.upstream_ckpt]
     identity = [*recipe, [s.key if s else None for s in sources], settings.data_key(fold),
-                [_pipeline(n) for n in names]]
+                [_pipeline(n) for n in names], *settings.label_key()]
     return FrozenUnit(names, sources, experiment.aggregator, experiment.fusion, experiment.featurizer,
-                      branch_norms(experiment, names), fold, _key(identity), _seed(recipe))
+                      branch_norms(experiment, names), fold, _key(identity), _seed(recipe), len(settings.labels))
 
 
 def cache_id(unit: FrozenUnit, branch: int) -> str:

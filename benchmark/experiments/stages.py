@@ -66,7 +66,7 @@ def _scores(model: EmotionModel, utterances: Sequence[Utterance], store: AudioSt
             features: Sequence[FrozenFeatures] | None) -> TestScores:
     labels = [u.label_index for u in utterances]
     predictions = evaluate(model, utterances, store, config.eval_batch_seconds, features, config.precision)
-    s = score(labels, predictions, len(LABELS))
+    s = score(labels, predictions, model.downstream.config.num_classes)
     return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
 
 
@@ -82,6 +82,7 @@ def run_unit(
     identity: str = "",
     keep: str = "all",
     reported: frozenset[str] = frozenset(CHECKPOINT_KINDS),
+    labels: Sequence[str] = LABELS,
 ) -> UnitResult:
     """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
 
@@ -123,7 +124,7 @@ def run_unit(
         scores[kind] = _scores(model, fold.test, store, config, features)
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
                         outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
-                        [u.id for u in fold.test], [u.label_index for u in fold.test], valid, identity)
+                        [u.id for u in fold.test], [u.label_index for u in fold.test], valid, identity, list(labels))
     if distributed.world().is_main:
         write_log(unit_dir, outcome.history, [
             {"checkpoint": "best", "epoch": outcome.top_k[0].epoch, "valid_wa": valid["best"]["wa"],
@@ -165,6 +166,7 @@ class RunContext:
     upstream_ckpt: str | None = None
     trust_checkpoint: bool = False
     reported: Mapping[str, frozenset[str]] = field(default_factory=dict)  # `plan.reported_checkpoints`
+    labels: tuple[str, ...] = LABELS  # the corpus' label set
 
     def kept_kinds(self, unit: Unit) -> frozenset[str]:
         return self.reported.get(unit.key, frozenset(CHECKPOINT_KINDS))
@@ -177,9 +179,10 @@ def downstream_config(unit: Unit, profile: Profile) -> DownstreamConfig:
     """The downstream of `unit`: mean pooling over all layers when fine-tuning, else the row's aggregator
     on the stored layers (shared by training, export and `estimate`)."""
     if isinstance(unit, FinetuneUnit):
-        return DownstreamConfig(featurizer=unit.featurizer, aggregator="mean")
+        return DownstreamConfig(featurizer=unit.featurizer, aggregator="mean", num_classes=unit.num_classes)
     return DownstreamConfig(featurizer="weighted" if unit_layers(unit) == "all" else "last", aggregator=unit.aggregator,
-                            fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa)
+                            fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa,
+                            num_classes=unit.num_classes)
 
 
 def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[str], Upstream]) -> EmotionModel:
@@ -208,7 +211,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
                         unit.seed, ctx.store,
                         desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep,
-                        reported=ctx.kept_kinds(unit))
+                        reported=ctx.kept_kinds(unit), labels=ctx.labels)
     layers = unit_layers(unit)
     stores: list[FrozenFeatures] = []
 
@@ -220,7 +223,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
                       features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key,
-                      keep=ctx.profile.keep, reported=ctx.kept_kinds(unit))
+                      keep=ctx.profile.keep, reported=ctx.kept_kinds(unit), labels=ctx.labels)
     if stores and distributed.world().is_main:  # which cache files it read, for `retention.CacheJanitor`
         record = {cache_id(unit, i): [str(p) for p in s.files] for i, s in enumerate(stores)}
         atomic_write_text(unit.directory(ctx.out) / CACHES_FILE, json.dumps(record) + "\n")

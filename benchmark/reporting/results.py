@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.iemocap import LABELS as IEMOCAP_LABELS
+
 RESULT_FILE = "result.json"
 CHECKPOINT_KINDS: tuple[str, ...] = ("best", "average")
 
@@ -40,6 +42,7 @@ class UnitResult:
     test_labels: list[int]
     valid: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → {"wa", "ua"} on the valid set, %
     identity: str = ""  # the unit's key: what it was trained as
+    labels: list[str] = field(default_factory=lambda: list(IEMOCAP_LABELS))  # names of the label indices
 
     @staticmethod
     def from_json(data: dict) -> "UnitResult":

@@ -7,7 +7,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ..data.iemocap import LABELS
 from .metrics import score
 from .results import UnitResult
 from .stats import Outcomes
@@ -37,6 +36,11 @@ class Row:
     checkpoints: dict[int, Path] = field(default_factory=dict)  # fold → weights file of the reported checkpoint
     ran: str = ""  # the upstreams that actually ran, e.g. a demo stand-in spelled out (`outputs.ran_as`)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label set of the row's results (the corpus' classes, in the classifier's order)."""
+        return tuple(next(iter(self.folds.values())).labels)
+
     def scores(self, fold: int):
         return self.folds[fold].scores[self.experiment.checkpoint]
 
@@ -51,5 +55,5 @@ class Row:
     def pooled(self) -> tuple[float, float, np.ndarray]:
         labels = np.concatenate([r.test_labels for r in self.folds.values()])
         predictions = np.concatenate([self.scores(k).predictions for k in self.folds])
-        pooled = score(labels, predictions, len(LABELS))
+        pooled = score(labels, predictions, len(self.labels))
         return 100 * pooled.wa, 100 * pooled.ua, pooled.confusion

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..common.config import ConfigError
-from ..data.iemocap import LABELS
 from .rows import Row
 from .stats import Comparison, Interval, StatsConfig, compare_all
 
@@ -59,12 +58,12 @@ def recall_rows(rows: list[Row], intervals: dict[int, Interval]) -> list[list[ob
         for k in sorted(row.folds):
             labels = np.asarray(row.folds[k].test_labels)
             correct = labels == np.asarray(row.scores(k).predictions)
-            for c, name in enumerate(LABELS):
+            for c, name in enumerate(row.labels):
                 n = int((labels == c).sum())
                 lines.append([row.experiment.id, k, name, n, f"{100 * correct[labels == c].mean():.2f}" if n else "", "", ""])
         i = intervals[row.experiment.id]
-        support = np.bincount(row.outcomes().labels, minlength=len(LABELS))
-        for c, name in enumerate(LABELS):
+        support = np.bincount(row.outcomes().labels, minlength=len(row.labels))
+        for c, name in enumerate(row.labels):
             lines.append([row.experiment.id, "pooled", name, int(support[c]),
                           *("" if np.isnan(v) else f"{v:.2f}" for v in (i.recall[c], i.recall_low[c], i.recall_high[c]))])
     return lines
@@ -79,11 +78,12 @@ def recall_section(name: str, rows: list[Row], intervals: dict[int, Interval], s
         value = f"**{i.recall[c]:.1f}**" if i.recall[c] == best[c] else f"{i.recall[c]:.1f}"
         return f"{value} ({i.recall_low[c]:.1f}–{i.recall_high[c]:.1f})"
 
-    cells = [[f"exp {r.experiment.id}", *(cell(intervals[r.experiment.id], c) for c in range(len(LABELS)))] for r in rows]
+    labels = rows[0].labels
+    cells = [[f"exp {r.experiment.id}", *(cell(intervals[r.experiment.id], c) for c in range(len(labels)))] for r in rows]
     return ["## Recall per class", "",
             f"% of each emotion's test utterances recognised, pooled over folds, with its {100 * stats.level:g}% "
             f"bootstrap interval; bold: the best row per emotion. Per fold: `{name}_recall.csv`.", "",
-            md_table(["", *LABELS], cells), ""]
+            md_table(["", *labels], cells), ""]
 
 
 def check_compare(ids: tuple[int, ...], available: list[int]) -> None:
@@ -100,7 +100,7 @@ def check_compare(ids: tuple[int, ...], available: list[int]) -> None:
 
 def comparison_text(rows: list[Row], stats: StatsConfig = StatsConfig()) -> str:
     """The pairwise matrices of `rows` as plain text (`--compare`), Holm over these rows' pairs only."""
-    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(rows[0].labels), stats)
     ids = [r.experiment.id for r in rows]
     cell = lambda d, p, s: f"{d:+.2f} (p={p:.2g}){'*' if s else ''}"  # noqa: E731
     out = [f"Paired comparisons: row − column in points; p after Holm over {len(comparisons)} pair(s); "

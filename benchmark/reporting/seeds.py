@@ -16,7 +16,6 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from ..common.io import atomic_write_text
-from ..data.iemocap import LABELS
 from .rows import Row
 from .sections import md_table
 from .stats import StatsConfig, bootstrap_interval
@@ -60,7 +59,7 @@ def seed_rows(rows_by_seed: dict[int, list[Row]], stats: StatsConfig = StatsConf
             low, high = seed_interval(values, stats.level)
             line += [f"{np.mean(values):.2f}", f"{np.std(values, ddof=1):.2f}" if len(values) > 1 else "",
                      f"{low:.2f}", f"{high:.2f}"]
-        test = bootstrap_interval(first.outcomes(), len(LABELS), stats, [stats.seed, 0, e.id])
+        test = bootstrap_interval(first.outcomes(), len(first.labels), stats, [stats.seed, 0, e.id])
         line += [f"{v:.2f}" for v in (test.wa_low, test.wa_high, test.ua_low, test.ua_high)]
         lines.append(line)
     return header, lines

@@ -12,12 +12,11 @@ import json
 import textwrap
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..common.io import atomic_write_figure, atomic_write_text
-from ..data.iemocap import LABELS
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import mean_and_std
 from .results import UnitResult
@@ -161,28 +160,29 @@ def wrapped_title(title: str, figure_width_in: float, fontsize: float = 9) -> st
     return textwrap.fill(title, width=max(20, int(0.92 * figure_width_in * 72 / (0.55 * fontsize))))
 
 
-def confusion_png(path: Path, confusion: np.ndarray, title: str) -> None:
-    atomic_write_figure(path, confusion_figure(confusion, title))
+def confusion_png(path: Path, confusion: np.ndarray, title: str, labels: Sequence[str]) -> None:
+    atomic_write_figure(path, confusion_figure(confusion, title, labels))
 
 
-def confusion_figure(confusion: np.ndarray, title: str) -> Any:
+def confusion_figure(confusion: np.ndarray, title: str, labels: Sequence[str]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(4.2, 3.8))
+    size = max(4.2, 0.55 * len(labels) + 2.0)  # 8 classes need more room than 4
+    figure, axes = plt.subplots(figsize=(size, size - 0.4))
     recall = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(LABELS)):
-        for j in range(len(LABELS)):
+    for i in range(len(labels)):
+        for j in range(len(labels)):
             axes.text(j, i, f"{confusion[i, j]}\n{100 * recall[i, j]:.0f}%", ha="center", va="center", fontsize=8,
                       color="white" if recall[i, j] > 0.6 else "black")
-    axes.set_xticks(range(len(LABELS)), LABELS)
-    axes.set_yticks(range(len(LABELS)), LABELS)
+    axes.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
+    axes.set_yticks(range(len(labels)), labels)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(wrapped_title(title, 4.2), fontsize=9)
+    axes.set_title(wrapped_title(title, size), fontsize=9)
     figure.tight_layout()
     return figure
 
@@ -194,13 +194,14 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
     With them the statistics (`stats` records how they were drawn, also in run.json): `<name>_pairwise.csv`,
     `<name>_recall.csv`, `<name>_layers.csv` and `<name>_layers/expNN.png` for weighted featurizers.
     """
-    intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), len(LABELS), stats, [stats.seed, 0, r.experiment.id])
+    classes = len(rows[0].labels)
+    intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), classes, stats, [stats.seed, 0, r.experiment.id])
                  for r in rows}
-    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, len(LABELS), stats)
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, classes, stats)
     header, lines = table_rows(rows, paper_figures(), intervals, stats, profile)
     for row in rows:
         confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
-                      f"exp {row.experiment.id}: {row.experiment.description[:48]}")
+                      f"exp {row.experiment.id}: {row.experiment.description[:48]}", row.labels)
     layer_lines, layer_section = layer_outputs(out, name, rows)
     sections = (*significance_section(name, [r.experiment.id for r in rows], comparisons, stats),
                 *recall_section(name, rows, intervals, stats), *layer_section)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from upstream.interface import Batch
 
 from ..common.faults import fault_point
-from ..data.iemocap import LABELS, Utterance
+from ..data.iemocap import Utterance
 from ..reporting.metrics import score
 from . import distributed
 from .averaging import RankedCheckpoint
@@ -159,7 +159,7 @@ def train_unit(
         total_loss, hits, seen = distributed.sum_across([float(total_loss), int(hits), seen])
         distributed.sync_buffers(model)
         predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
-        valid = score(valid_labels, predicted, len(LABELS))
+        valid = score(valid_labels, predicted, model.downstream.config.num_classes)
         lrs = [group["lr"] for group in optimizer.param_groups]
         progress.history.append(EpochLog(
             epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,

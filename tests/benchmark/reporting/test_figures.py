@@ -10,7 +10,7 @@ LONG = ("exp 11: Fbank & BERT → late fusion of two ECAPA-TDNN aggregators + li
 
 
 def test_a_long_row_description_stays_inside_the_confusion_figure():
-    figure = confusion_figure(np.array([[5, 1, 0, 0], [0, 4, 1, 1], [1, 0, 6, 0], [0, 0, 1, 7]]), LONG)
+    figure = confusion_figure(np.array([[5, 1, 0, 0], [0, 4, 1, 1], [1, 0, 6, 0], [0, 0, 1, 7]]), LONG, ("neu", "hap", "ang", "sad"))
     renderer = figure.canvas.get_renderer()
     title = figure.axes[0].title
     box, frame = title.get_window_extent(renderer), figure.bbox

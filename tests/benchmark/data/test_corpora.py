@@ -1,0 +1,132 @@
+"""Corpus recipes: each read from a tree in its official layout, folds equal to the shipped partition."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from acted_builder import label_of, write_acted_tree
+from scipy import signal
+
+from benchmark.data import iemocap, splits
+from benchmark.data.audio import load_wav
+from benchmark.data.build_partitions import PARTITIONS_DIR, compact
+from benchmark.data.corpus import CorpusError, corpus_infos, load_corpus
+from benchmark.data.partitioned import MIN_SPEAKERS, read_partition
+
+ACTED = ("ravdess", "cremad", "emodb", "savee", "tess")
+EMOBOX = Path(__file__).resolve().parents[4] / "shared" / "reference" / "emobox"
+
+
+@pytest.mark.parametrize("name", ACTED)
+def test_a_complete_tree_reads_with_exact_counts_folds_and_labels(name, tmp_path):
+    root = write_acted_tree(tmp_path / name, name)
+    corpus = load_corpus(name, root)
+    info = next(i for i in corpus_infos() if i.name == name)
+    partition = read_partition(name)
+    assert len(corpus.utterances) == info.utterances == len(partition)
+    assert corpus.labels == info.classes and len(corpus.folds) == info.folds
+    for u in corpus.utterances:
+        assert u.label == label_of(name, f"{u.id}.wav") and corpus.labels[u.label_index] == u.label
+        assert u.duration == pytest.approx(0.02, abs=1e-3)
+    everyone = {u.id for u in corpus.utterances}
+    for fold in corpus.folds:
+        test = {u.id for u in fold.test}
+        assert test == {Path(k).stem for k, f in partition.items() if f == fold.index}
+        assert {u.id for u in (*fold.train, *fold.valid)} == everyone - test
+        assert not {u.id for u in fold.train} & {u.id for u in fold.valid}
+        assert 0.14 <= len(fold.valid) / (len(fold.train) + len(fold.valid)) <= 0.26
+        if len({u.speaker for u in (*fold.train, *fold.valid)}) >= MIN_SPEAKERS:
+            assert fold.split.endswith("speaker_disjoint")
+            assert not {u.speaker for u in fold.train} & {u.speaker for u in fold.valid}
+        else:
+            assert fold.split.endswith("stratified")
+    again = load_corpus(name, root)
+    assert [f.split_hash for f in again.folds] == [f.split_hash for f in corpus.folds]  # seeded: the same draw
+
+
+def test_ravdess_folds_are_actor_disjoint_with_eight_classes(tmp_path):
+    corpus = load_corpus("ravdess", write_acted_tree(tmp_path / "ravdess", "ravdess"))
+    assert len(corpus.labels) == 8
+    for fold in corpus.folds:
+        assert len(fold.test) == 240 and len({u.speaker for u in fold.test}) == 4
+        assert not {u.speaker for u in fold.test} & {u.speaker for u in (*fold.train, *fold.valid)}
+        assert {u.gender for u in fold.test} <= {"F", "M"}
+
+
+@pytest.mark.skipif(not EMOBOX.is_dir(), reason="EmoBox's reference partitions are not beside this checkout")
+@pytest.mark.parametrize("name", ACTED)
+def test_the_shipped_partitions_are_emobox_folds(name):
+    """Rebuilt from EmoBox's published fold lists, each shipped partition is the same, byte for byte."""
+    with (EMOBOX / f"{name}_folds.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    lines = ["file,test_fold", *(f"{n},{f}" for n, f in compact(rows, name))]
+    assert (PARTITIONS_DIR / f"{name}.csv").read_text() == "\n".join(lines) + "\n"
+
+
+def test_missing_and_unlisted_files(tmp_path, capsys):
+    names = sorted(read_partition("emodb"))
+    root = write_acted_tree(tmp_path / "emodb", "emodb", names[3:])
+    with pytest.raises(CorpusError, match=r"3 of the 535 files that emodb's partition lists are not there "
+                                          r"\(first: 03a01Fa\.wav, 03a01Nc\.wav, 03a01Wa\.wav\).*--no-strict"):
+        load_corpus("emodb", root)
+    soundfile.write(str(root / "wav" / "99z99Zz.wav"), np.zeros(160, np.float32), 16_000)
+    corpus = load_corpus("emodb", root, strict=False, verbose=True)
+    printed = capsys.readouterr().out
+    assert len(corpus.utterances) == 532
+    assert "3 of the 535 partition files are missing; left out" in printed
+    assert "1 audio file(s)" in printed and "99z99Zz.wav" in printed
+
+
+def test_unknown_corpus_and_a_missing_folder_are_clear_errors(tmp_path):
+    with pytest.raises(CorpusError, match="unknown corpus 'voxceleb'.*ravdess"):
+        load_corpus("voxceleb", tmp_path)
+    with pytest.raises(CorpusError, match="does not exist; expected the folder Audio_Speech_Actors_01-24"):
+        load_corpus("ravdess", tmp_path / "nowhere")
+
+
+def test_iemocap_through_the_seam_is_the_reader_and_superb_split(tone_corpus):
+    corpus = load_corpus("iemocap", tone_corpus, strict=False)
+    utterances = iemocap.load(tone_corpus, strict=False, verbose=False)
+    assert corpus.labels == iemocap.LABELS and list(corpus.utterances) == utterances
+    assert list(corpus.folds) == splits.folds(utterances, "superb")
+
+
+def test_any_rate_is_resampled_to_16_khz_as_a_reference_resampler_does(tmp_path):
+    """A 44.1 kHz stereo chirp read as the corpora are: against scipy's polyphase resampler, in band."""
+    rate = 44_100
+    t = np.arange(int(rate * 2.0)) / rate
+    chirp = 0.5 * signal.chirp(t, f0=100, t1=2.0, f1=6_000).astype(np.float32)
+    soundfile.write(str(tmp_path / "chirp.wav"), np.stack([chirp, chirp], 1), rate, subtype="FLOAT")
+    ours = load_wav(tmp_path / "chirp.wav").numpy()
+    reference = signal.resample_poly(chirp, 160, 441)
+    assert len(ours) == len(reference) == 32_000
+    inner = slice(800, -800)  # the filters' edge effects differ
+    assert np.max(np.abs(ours[inner] - reference[inner])) < 0.01
+
+
+def test_a_corpus_of_ones_own_is_one_registered_recipe_and_one_partition_file(tmp_path):
+    from benchmark.data.corpus import CorpusInfo, register_corpus
+    from benchmark.data.partitioned import FileLabel, read_partitioned
+
+    info = CorpusInfo("test_mine", ("neutral", "happy"), 2, 8, "CC0", "here", "a folder of wav/<spk>_<label>_<n>.wav")
+    names = [f"s{s}_{label}_{n}.wav" for s in range(4) for label in info.classes for n in range(1)]
+    partition = tmp_path / "mine_folds.csv"
+    partition.write_text("file,test_fold\n" + "".join(f"{n},{1 + int(n[1]) % 2}\n" for n in names))
+
+    @register_corpus(info)
+    def read_mine(root, options):
+        def parse(path):
+            speaker, label, _ = path.stem.split("_")
+            return FileLabel(path.name, label, speaker)
+        return read_partitioned(root, info, parse, options, partition)
+
+    for name in names:
+        (tmp_path / "wav").mkdir(exist_ok=True)
+        soundfile.write(str(tmp_path / "wav" / name), np.zeros(1600, np.float32), 8_000)
+    corpus = load_corpus("test_mine", tmp_path)
+    assert corpus.labels == ("neutral", "happy") and len(corpus.utterances) == 8
+    assert [sorted(u.speaker for u in f.test) for f in corpus.folds] == [["s0", "s0", "s2", "s2"], ["s1", "s1", "s3", "s3"]]
+    assert all(f.split.endswith("stratified") for f in corpus.folds)  # 2 training speakers: stratified valid

@@ -1,0 +1,83 @@
+"""Another corpus end to end: RAVDESS (8 classes, 6 actor-disjoint folds, 48 kHz) as its zip unpacks,
+through training, tables, export and predict with its own label names."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from acted_builder import write_acted_tree
+
+from benchmark.data.acted import RAVDESS
+from benchmark.data.partitioned import read_partition
+from run_benchmark import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ravdess_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every actor, every class: normal intensity, first statement and repetition (192 of the 1440 files)."""
+    names = [n for n in sorted(read_partition("ravdess")) if n.split("-")[3:6] == ["01", "01", "01"]]
+    return write_acted_tree(tmp_path_factory.mktemp("ravdess"), "ravdess", names, seconds=0.4)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=900)
+
+
+def test_every_ravdess_fold_trains_and_reports_its_classes(ravdess_tree, tmp_path):
+    out = tmp_path / "out"
+    done = _cli("--corpus", "ravdess", "--data", str(ravdess_tree), "--upstream", "fbank", "--downstream", "ecapa",
+                "--profile", "demo", "--epochs", "1", "--no-strict", "--out", str(out), "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader((out / "fbank_ecapa.csv").open()))
+    assert [r["fold"] for r in rows if r["checkpoint"] == "best"][:6] == ["1", "2", "3", "4", "5", "6"]
+    assert {int(r["n_test"]) for r in rows if r["fold"].isdigit()} == {32}  # 4 actors × 8 classes per fold
+    record = json.loads((out / "fbank_ecapa.json").read_text())
+    assert record["corpus"] == "ravdess" and record["labels"] == list(RAVDESS.classes)
+    for fold in range(1, 7):
+        (result,) = (out / "runs" / "fbank").glob(f"ecapa-*/fold{fold}/result.json")
+        data = json.loads(result.read_text())
+        assert data["labels"] == list(RAVDESS.classes) and len(data["scores"]["best"]["confusion"]) == 8
+        assert data["split"] == "emobox_valid20_speaker_disjoint"
+
+    model = tmp_path / "model"
+    assert main(["export", "--run", str(out), "--experiment", "0", "--fold", "2", "--to", str(model)]) == 0
+    assert json.loads((model / "config.json").read_text())["labels"] == list(RAVDESS.classes)
+    predictions = tmp_path / "predictions.csv"
+    wav = next(ravdess_tree.glob("Actor_03/*.wav"))
+    assert main(["predict", "--model", str(model), str(wav), "--out", str(predictions)]) == 0
+    header = next(csv.reader(predictions.open()))
+    assert header[2:10] == list(RAVDESS.classes)
+
+
+def test_a_table_row_on_ravdess_names_its_classes_in_recall_and_confusion(ravdess_tree, tmp_path):
+    out = tmp_path / "table"
+    done = _cli("--corpus", "ravdess", "--data", str(ravdess_tree), "--table", "1", "--experiment", "9",
+                "--folds", "1,6", "--profile", "demo", "--epochs", "1", "--no-strict", "--out", str(out),
+                "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    recall = list(csv.DictReader((out / "table1_recall.csv").open()))
+    assert [r["class"] for r in recall if r["fold"] == "pooled"] == list(RAVDESS.classes)
+    assert (out / "table1_confusion" / "exp09.png").is_file()
+    assert "| exp 9 |" in (out / "table1.md").read_text() and "surprise" in (out / "table1.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", "voxceleb", "--data", "DATA"], "unknown corpus 'voxceleb'"),
+    (["--corpus", "ravdess", "--data", "DATA"], "of the 1440 files that ravdess's partition lists are not there"),
+    (["--corpus", "ravdess"], "--corpus ravdess needs --data DIR"),
+    (["--corpus", "ravdess", "--data", "DATA", "--folds", "7", "--no-strict"], "fold 7 does not exist; it has folds 1, 2"),
+])
+def test_bad_corpus_input_is_one_line_and_nothing_is_written(args, message, ravdess_tree, tmp_path):
+    out = tmp_path / "out"
+    done = _cli(*[str(ravdess_tree) if a == "DATA" else a for a in args], "--upstream", "fbank", "--out", str(out))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not out.exists()
