@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folds to run, e.g. 1,3 (default: all of the corpus; IEMOCAP has 5)")
     parser.add_argument("--corpus", default="iemocap",
                         help="registered corpus recipe (see --list-corpora; default iemocap); --data is its folder")
+    parser.add_argument("--labels", default="",
+                        help="keep only these classes of the corpus, in this order, merging others into them: "
+                             "e.g. angry,happy,neutral,sad,calm=neutral (default: all its classes)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results (default: results/)")
     parser.add_argument("--seed", type=int, default=0, help="run seed; same seed on CPU gives identical metrics")
     parser.add_argument("--seeds", type=int, default=1,
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data,
         folds=args.folds,
         corpus=args.corpus,
+        labels=args.labels,
         out=args.out,
         seed=args.seed,
         seeds=args.seeds,

@@ -28,6 +28,7 @@ from .common.lock import run_lock
 from .data import iemocap, splits
 from .data.corpus import load_corpus
 from .data.fingerprint import data_fingerprint, fold_fingerprint
+from .data.labels import parse_label_spec, restrict
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
@@ -74,6 +75,10 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
         corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, verbose=not quiet)
         chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
             list(corpus.utterances)
+    if request.labels:  # restricted (and merged) classes: the folds keep only those
+        spec = parse_label_spec(request.labels)
+        chosen, labels = restrict(chosen, labels, spec, request.corpus), spec.classes
+        utterances = list({u.id: u for f in chosen for u in (*f.train, *f.valid, *f.test)}.values())
     split_folds = {f.index: f for f in chosen}
     return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
                       data_fingerprint(utterances), labels)

@@ -130,3 +130,28 @@ def test_a_corpus_of_ones_own_is_one_registered_recipe_and_one_partition_file(tm
     assert corpus.labels == ("neutral", "happy") and len(corpus.utterances) == 8
     assert [sorted(u.speaker for u in f.test) for f in corpus.folds] == [["s0", "s0", "s2", "s2"], ["s1", "s1", "s3", "s3"]]
     assert all(f.split.endswith("stratified") for f in corpus.folds)  # 2 training speakers: stratified valid
+
+
+def test_labels_restrict_and_merge_classes_keeping_each_utterance_in_its_role(tmp_path):
+    from benchmark.data.labels import parse_label_spec, restrict
+
+    corpus = load_corpus("ravdess", write_acted_tree(tmp_path / "ravdess", "ravdess"))
+    spec = parse_label_spec("angry,happy,neutral,sad,calm=neutral")
+    folds = restrict(corpus.folds, corpus.labels, spec, "ravdess")
+    assert spec.classes == ("angry", "happy", "neutral", "sad")
+    for before, after in zip(corpus.folds, folds):
+        kept = {u.id: u for u in before.test if u.label in ("angry", "happy", "neutral", "sad", "calm")}
+        assert {u.id for u in after.test} == set(kept)
+        for u in after.test:
+            assert u.label == ("neutral" if kept[u.id].label == "calm" else kept[u.id].label)
+            assert spec.classes[u.label_index] == u.label
+        assert {u.id for u in after.train} <= {u.id for u in before.train}
+        assert after.split_hash != before.split_hash
+    counts = {c: sum(u.label == c for f in folds for u in f.test) for c in spec.classes}
+    assert counts == {"angry": 192, "happy": 192, "neutral": 96 + 192, "sad": 192}
+    with pytest.raises(CorpusError, match=r"'joy' is not a class of ravdess \(neutral, calm"):
+        restrict(corpus.folds, corpus.labels, parse_label_spec("angry,joy"), "ravdess")
+    with pytest.raises(CorpusError, match="calm=boredom merges into a class that is not kept"):
+        parse_label_spec("angry,sad,calm=boredom")
+    with pytest.raises(CorpusError, match="at least two classes"):
+        parse_label_spec("angry")
