@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folds to run, e.g. 1,3 (default: all of the corpus; IEMOCAP has 5)")
     parser.add_argument("--corpus", default="iemocap",
                         help="registered corpus recipe (see --list-corpora; default iemocap); --data is its folder")
+    parser.add_argument("--emobox-meta", type=Path, default=None,
+                        help="with --corpus emobox:<dataset>: an EmoBox checkout (or its data/ folder) holding the "
+                             "dataset's label_map.json and fold_<k>/ jsonl files; --data is the audio")
     parser.add_argument("--labels", default="",
                         help="keep only these classes of the corpus, in this order, merging others into them: "
                              "e.g. angry,happy,neutral,sad,calm=neutral (default: all its classes)")
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         folds=args.folds,
         corpus=args.corpus,
         labels=args.labels,
+        emobox_meta=args.emobox_meta,
         out=args.out,
         seed=args.seed,
         seeds=args.seeds,

@@ -72,7 +72,8 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
         chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
         labels: tuple[str, ...] = iemocap.LABELS
     else:
-        corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, verbose=not quiet)
+        corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, not quiet,
+                             request.emobox_meta)
         chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
             list(corpus.utterances)
     if request.labels:  # restricted (and merged) classes: the folds keep only those

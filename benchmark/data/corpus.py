@@ -6,7 +6,8 @@ label set, utterances and folds), registered by name like an upstream.
 
 `load_corpus(name, root)` reads one; `corpus_infos()` lists them (`run_benchmark.py --list-corpora`).
 The built-in recipes register when this module is first asked for one: IEMOCAP (`iemocap`, SUPERB's
-split) and the acted corpora with EmoBox's published folds (`acted`).
+split), the acted corpora with EmoBox's published folds (`acted`) and any dataset of an EmoBox
+checkout (`emobox:<dataset>`, `emobox`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Callable
 from .iemocap import CorpusError, Utterance
 from .splits import Fold
 
-BUILTIN_RECIPES = ("benchmark.data.iemocap_recipe", "benchmark.data.acted")
+BUILTIN_RECIPES = ("benchmark.data.iemocap_recipe", "benchmark.data.acted", "benchmark.data.emobox")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class CorpusOptions:
     strict: bool | None = None  # None: the recipe's default (on for a complete-looking copy)
     split: str = "superb"  # IEMOCAP's train/valid split; other corpora draw theirs (`partitioned`)
     verbose: bool = True
+    emobox_meta: Path | None = None  # `emobox:<dataset>`: an EmoBox checkout or its data/ folder
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,17 @@ class Corpus:
 
 
 Recipe = Callable[[Path, CorpusOptions], Corpus]
+NamespaceRecipe = Callable[[str, Path, CorpusOptions], Corpus]  # (the name after "<namespace>:", root, options)
 _RECIPES: dict[str, tuple[CorpusInfo, Recipe]] = {}
+_NAMESPACES: dict[str, NamespaceRecipe] = {}
+
+
+def register_namespace(namespace: str) -> Callable[[NamespaceRecipe], NamespaceRecipe]:
+    """Corpora named `<namespace>:<name>` (e.g. `emobox:<dataset>`) are read by one recipe."""
+    def register(recipe: NamespaceRecipe) -> NamespaceRecipe:
+        _NAMESPACES[namespace] = recipe
+        return recipe
+    return register
 
 
 def register_corpus(info: CorpusInfo) -> Callable[[Recipe], Recipe]:
@@ -82,21 +94,28 @@ def corpus_infos() -> list[CorpusInfo]:
 
 def corpus_info(name: str) -> CorpusInfo:
     recipes = _builtin()
+    namespace, _, rest = name.partition(":")
+    if rest and namespace in _NAMESPACES:
+        return CorpusInfo(name, (), 0, 0, "the dataset's own", "its own distribution", f"the {rest} audio folder")
     if name not in recipes:
         raise CorpusError(f"--corpus: unknown corpus {name!r}; expected one of {', '.join(sorted(recipes))} "
-                          "(run_benchmark.py --list-corpora)")
+                          f"or {', '.join(f'{n}:<name>' for n in sorted(_NAMESPACES))} (run_benchmark.py --list-corpora)")
     return recipes[name][0]
 
 
 def load_corpus(name: str, root: Path | str, strict: bool | None = None, split: str = "superb",
-                verbose: bool = False) -> Corpus:
+                verbose: bool = False, emobox_meta: Path | None = None) -> Corpus:
     """The corpus `name` read from `root` (`.labels`, `.utterances`, `.folds`, each fold with `.train`,
-    `.valid`, `.test`)."""
+    `.valid`, `.test`); `emobox:<dataset>` reads EmoBox's metadata from `emobox_meta`."""
     info = corpus_info(name)
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: corpus folder does not exist; expected {info.layout}")
-    return _RECIPES[name][1](root, CorpusOptions(strict, split, verbose))
+    options = CorpusOptions(strict, split, verbose, emobox_meta)
+    namespace, _, rest = name.partition(":")
+    if rest and namespace in _NAMESPACES:
+        return _NAMESPACES[namespace](rest, root, options)
+    return _RECIPES[name][1](root, options)
 
 
 def format_corpus_table() -> str:

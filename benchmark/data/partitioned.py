@@ -47,7 +47,7 @@ def read_partition(name: str, path: Path | None = None) -> dict[str, int]:
         return {row["file"]: int(row["test_fold"]) for row in csv.DictReader(handle)}
 
 
-def _first(names: Sequence[str], count: int = 3) -> str:
+def first_names(names: Sequence[str], count: int = 3) -> str:
     return ", ".join(names[:count]) + (" ..." if len(names) > count else "")
 
 
@@ -87,13 +87,13 @@ def read_partitioned(root: Path, info: CorpusInfo, parse: Callable[[Path], FileL
     strict = options.strict if options.strict is not None else True
     if missing and strict:
         raise CorpusError(f"{root}: {len(missing)} of the {len(partition)} files that {info.name}'s partition lists "
-                          f"are not there (first: {_first(missing)}); expected {info.layout} "
+                          f"are not there (first: {first_names(missing)}); expected {info.layout} "
                           "(pass --no-strict to run without them)")
     if options.verbose and missing:
         print(f"note: {info.name}: {len(missing)} of the {len(partition)} partition files are missing; left out")
     if options.verbose and unlisted:
         print(f"note: {info.name}: {len(unlisted)} audio file(s) under {root} are in no fold of the partition "
-              f"and not used (first: {_first(unlisted)})")
+              f"and not used (first: {first_names(unlisted)})")
     utterances, test_fold = [], {}
     for key in sorted(on_disk):
         path, parsed = on_disk[key]

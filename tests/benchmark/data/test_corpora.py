@@ -155,3 +155,49 @@ def test_labels_restrict_and_merge_classes_keeping_each_utterance_in_its_role(tm
         parse_label_spec("angry,sad,calm=boredom")
     with pytest.raises(CorpusError, match="at least two classes"):
         parse_label_spec("angry")
+
+
+def _emobox_checkout(meta: Path, audio: Path, dataset: str = "esd") -> list[str]:
+    """EmoBox's layout for a 2-fold dataset: data/<ds>/label_map.json, fold_<k>/<ds>_{train,test}_fold_<k>.jsonl;
+    the audio in its downloads layout (prefix downloads/<ds>/ in the jsonl), one file moved elsewhere."""
+    import json
+
+    folder = meta / "data" / dataset
+    emotions = {"Angry": "Angry", "Happy": "Happy", "Neutral": "Neutral"}
+    (folder).mkdir(parents=True)
+    (folder / "label_map.json").write_text(json.dumps(emotions))
+    keys = [f"{dataset}-{s:04d}-{n:02d}" for s in range(2) for n in range(9)]
+    entries = {}
+    for i, key in enumerate(keys):
+        emo = list(emotions)[i % 3] if i != 4 else "neutral"  # EmoDB-style case mismatch, still mapped
+        relative = f"wav/spk{key[-7:-3]}/{key}.wav" if i != 7 else f"elsewhere/{key}.wav"
+        (audio / relative).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(audio / relative), np.zeros(800, np.float32), 16_000)
+        entries[key] = {"key": key, "dataset": dataset, "wav": f"downloads/{dataset}/wav/spk{key[-7:-3]}/{key}.wav",
+                        "sample_rate": 16000, "length": 0.05, "emo": emo, "channel": 1}
+    for k in (1, 2):
+        (folder / f"fold_{k}").mkdir()
+        for role in ("train", "test"):
+            chosen = [e for key, e in entries.items() if (int(key[-7:-3]) == k - 1) == (role == "test")]
+            (folder / f"fold_{k}" / f"{dataset}_{role}_fold_{k}.jsonl").write_text(
+                "".join(json.dumps(e) + "\n" for e in chosen))
+    return keys
+
+
+def test_an_emobox_dataset_is_read_from_its_metadata_and_the_audio_folder(tmp_path):
+    keys = _emobox_checkout(tmp_path / "EmoBox", tmp_path / "audio")
+    corpus = load_corpus("emobox:esd", tmp_path / "audio", emobox_meta=tmp_path / "EmoBox")
+    assert corpus.labels == ("angry", "happy", "neutral") and len(corpus.utterances) == 18
+    assert sorted(u.id for u in corpus.utterances) == sorted(keys)
+    assert next(u for u in corpus.utterances if u.id == keys[4]).label == "neutral"
+    assert next(u for u in corpus.utterances if u.id == keys[7]).path.parent.name == "elsewhere"  # found by name
+    for fold in corpus.folds:
+        assert {u.id[-7:-3] for u in fold.test} == {f"{fold.index - 1:04d}"}
+        assert len(fold.valid) == 3 and {u.label for u in fold.valid} == set(corpus.labels)  # 1 of 3 per class
+    (tmp_path / "audio" / "elsewhere" / f"{keys[7]}.wav").unlink()
+    with pytest.raises(CorpusError, match=r"1 of the 18 files that EmoBox's esd folds list are not there"):
+        load_corpus("emobox:esd", tmp_path / "audio", emobox_meta=tmp_path / "EmoBox")
+    with pytest.raises(CorpusError, match="needs --emobox-meta"):
+        load_corpus("emobox:esd", tmp_path / "audio")
+    with pytest.raises(CorpusError, match="holds no crema/label_map.json"):
+        load_corpus("emobox:crema", tmp_path / "audio", emobox_meta=tmp_path / "EmoBox")
