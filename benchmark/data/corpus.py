@@ -19,7 +19,8 @@ from typing import Callable
 from .iemocap import CorpusError, Utterance
 from .splits import Fold
 
-BUILTIN_RECIPES = ("benchmark.data.iemocap_recipe", "benchmark.data.acted", "benchmark.data.emobox")
+BUILTIN_RECIPES = ("benchmark.data.iemocap_recipe", "benchmark.data.acted", "benchmark.data.msp_podcast",
+                   "benchmark.data.emobox")
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def load_corpus(name: str, root: Path | str, strict: bool | None = None, split: 
 def format_corpus_table() -> str:
     """`--list-corpora`: one line per corpus."""
     header = ("name", "classes", "folds", "utterances", "offline", "licence", "where to obtain it")
-    rows = [(i.name, f"{len(i.classes)} ({', '.join(i.classes)})", str(i.folds), str(i.utterances),
+    rows = [(i.name, f"{len(i.classes)} ({', '.join(i.classes)})", str(i.folds), str(i.utterances or "by release"),
              "yes (demo)" if i.offline else "no", i.licence, i.obtain) for i in corpus_infos()]
     widths = [max(len(r[c]) for r in (header, *rows)) for c in range(len(header) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1]

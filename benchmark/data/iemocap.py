@@ -38,6 +38,7 @@ class Utterance:
     text: str
     duration: float  # seconds
     label_index: int = -1  # position of `label` in its corpus' label set; -1: IEMOCAP's (`LABELS`)
+    attributes: tuple[float, float, float] | None = None  # arousal, valence, dominance, on the corpus' scale
 
     def __post_init__(self) -> None:
         if self.label_index < 0:

@@ -201,3 +201,33 @@ def test_an_emobox_dataset_is_read_from_its_metadata_and_the_audio_folder(tmp_pa
         load_corpus("emobox:esd", tmp_path / "audio")
     with pytest.raises(CorpusError, match="holds no crema/label_map.json"):
         load_corpus("emobox:crema", tmp_path / "audio", emobox_meta=tmp_path / "EmoBox")
+
+
+def _msp_release(root: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """labels_consensus.csv (FileName, EmoClass, attributes, speaker, gender, Split_Set) and Audios/."""
+    (root / "Labels").mkdir(parents=True)
+    (root / "Audios").mkdir()
+    lines = ["FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"]
+    for i, (name, code, split) in enumerate(rows):
+        lines.append(f"{name},{code},{1 + i % 7}.0,4.2,3.6,{100 + i % 3},{'Female' if i % 2 else 'Male'},{split}")
+        soundfile.write(str(root / "Audios" / name), np.zeros(1600, np.float32), 16_000)
+    (root / "Labels" / "labels_consensus.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_msp_podcast_folds_are_its_release_partition_with_attributes_kept(tmp_path):
+    splits_ = ["Train"] * 8 + ["Development"] * 4 + ["Test1"] * 4 + ["Test2"] * 4
+    codes = ["N", "H", "S", "A", "U", "C", "D", "F", "N", "H", "S", "A", "N", "H", "X", "O", "N", "H", "S", "A"]
+    rows = [(f"MSP-PODCAST_{i:04d}_0001.wav", c, s) for i, (c, s) in enumerate(zip(codes, splits_))]
+    corpus = load_corpus("msp_podcast", _msp_release(tmp_path / "MSP", rows))
+    assert corpus.labels == ("neutral", "happy", "sad", "angry", "surprise", "contempt", "disgust", "fear")
+    assert len(corpus.utterances) == 18  # O and X left out
+    (one, two) = corpus.folds
+    assert (len(one.train), len(one.valid), len(one.test), len(two.test)) == (8, 4, 2, 4)
+    assert one.train == two.train and one.valid == two.valid and one.split == "msp_test1" and two.split == "msp_test2"
+    first = next(u for u in corpus.utterances if u.id == "MSP-PODCAST_0000_0001")
+    assert first.attributes == (1.0, 4.2, 3.6) and first.speaker == "100" and first.gender == "M"
+    (tmp_path / "MSP" / "Audios" / rows[3][0]).unlink()
+    with pytest.raises(CorpusError, match="1 files that labels_consensus.csv lists are not there"):
+        load_corpus("msp_podcast", tmp_path / "MSP")
+    assert len(load_corpus("msp_podcast", tmp_path / "MSP", strict=False).utterances) == 17
