@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folds to run, e.g. 1,3 (default: all of the corpus; IEMOCAP has 5)")
     parser.add_argument("--corpus", default="iemocap",
                         help="registered corpus recipe (see --list-corpora; default iemocap); --data is its folder")
+    parser.add_argument("--corpora", type=lambda text: tuple(p.strip() for p in text.split(",") if p.strip()),
+                        default=(), help="run the recipe on every fold of each of these corpora (e.g. "
+                                         "ravdess,cremad,emodb; --data holds one folder per corpus, named as it) and "
+                                         "write corpora.csv / corpora.md")
     parser.add_argument("--emobox-meta", type=Path, default=None,
                         help="with --corpus emobox:<dataset>: an EmoBox checkout (or its data/ folder) holding the "
                              "dataset's label_map.json and fold_<k>/ jsonl files; --data is the audio")
@@ -194,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus=args.corpus,
         labels=args.labels,
         emobox_meta=args.emobox_meta,
+        corpora=args.corpora,
         out=args.out,
         seed=args.seed,
         seeds=args.seeds,

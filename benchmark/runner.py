@@ -35,8 +35,10 @@ from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
 from .outputs import CorpusRead, collect_rows, record_path, recorded_corpus, report
+from .reporting.corpora import corpus_line, write_corpora_table
 from .reporting.results import UnitResult
 from .reporting.seeds import write_seed_summary
+from .reporting.stats import StatsConfig
 from .request import RunRequest, corpus_dir, experiments_of, resolve_profile
 from .training import distributed
 from .training.batching import AudioStore
@@ -120,6 +122,8 @@ def run(request: RunRequest) -> Path | None:
     ranks other than 0 of a torchrun job, and when SLURM jobs were submitted without waiting)."""
     if request.seeds > 1:
         return run_seeds(request)
+    if request.corpora:
+        return run_corpora(request)
     _apply_threads(request)
     slurm = request.slurm or SlurmOptions()
     if request.launcher == "slurm" and not request.report_only:
@@ -243,4 +247,27 @@ def run_seeds(request: RunRequest) -> Path | None:
         name = planned.table_name or f"{path_label(planned.profile.resolve(request.upstream))}_{request.downstream}"
     summary = write_seed_summary(request.out, name, rows_by_seed)
     print(f"→ {summary}")
+    return path
+
+
+def run_corpora(request: RunRequest) -> Path | None:
+    """`--corpora a,b,c`: the recipe on every fold of each corpus, each a run of its own into `<out>/<corpus>/`
+    (`--data` holds one folder per corpus, named as the corpus), then `<out>/corpora.csv` and `.md`."""
+    if request.table is not None or request.experiments:
+        raise ConfigError("--corpora runs one recipe (--upstream X --downstream Y) on each corpus, not a table")
+    if request.data is None:
+        raise ConfigError("--corpora needs --data DIR holding one folder per corpus, named as it (DIR/ravdess, ...)")
+    lines, main = [], distributed.world().is_main
+    for name in request.corpora:
+        one = replace(request, corpus=name, data=request.data / name, out=request.out / name, corpora=())
+        if run(one) is None and main:  # cluster jobs submitted without waiting
+            return None
+        planned = resolve(one, quiet=True)
+        rows = collect_rows(asdict(one), one.out, planned.profile, planned.experiments, planned.settings, planned.corpus)
+        lines.append(corpus_line(name, planned.corpus.labels, list(rows[0].folds.values()), "average", StatsConfig(),
+                                 planned.profile.resolve(request.upstream), request.downstream))
+    if not main:
+        return None
+    path = write_corpora_table(request.out, lines)
+    print(f"→ {path}")
     return path

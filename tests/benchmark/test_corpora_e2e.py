@@ -81,3 +81,24 @@ def test_bad_corpus_input_is_one_line_and_nothing_is_written(args, message, ravd
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not out.exists()
+
+
+def test_one_recipe_across_corpora_writes_one_line_per_corpus(tmp_path):
+    data = tmp_path / "corpora"
+    write_acted_tree(data / "emodb", "emodb", seconds=0.05)
+    write_acted_tree(data / "savee", "savee", seconds=0.05)
+    out = tmp_path / "out"
+    done = _cli("--corpora", "emodb,savee", "--data", str(data), "--upstream", "fbank", "--downstream", "mean",
+                "--profile", "demo", "--epochs", "1", "--out", str(out), "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    lines = list(csv.DictReader((out / "corpora.csv").open()))
+    assert [(r["corpus"], r["classes"], r["folds"], r["n_test"]) for r in lines] == [("emodb", "7", "5", "535"),
+                                                                                     ("savee", "7", "4", "480")]
+    for line in lines:
+        per_fold = [r for r in csv.DictReader((out / line["corpus"] / "fbank_mean.csv").open())
+                    if r["checkpoint"] == "average" and r["fold"].isdigit()]
+        for metric in ("wa", "ua", "macro_f1"):
+            values = [float(r[metric]) for r in per_fold]
+            assert float(line[f"{metric}_mean"]) == pytest.approx(sum(values) / len(values), abs=0.006)
+            assert float(line[f"{metric}_ci_low"]) <= float(line[f"{metric}_mean"]) <= float(line[f"{metric}_ci_high"])
+    assert "| emodb | 7 | 5 | 535 |" in (out / "corpora.md").read_text()
