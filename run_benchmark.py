@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=(), help="run the recipe on every fold of each of these corpora (e.g. "
                                          "ravdess,cremad,emodb; --data holds one folder per corpus, named as it) and "
                                          "write corpora.csv / corpora.md")
+    parser.add_argument("--train-corpus", default=None, help="cross-corpus: the corpus to train on (as --corpus)")
+    parser.add_argument("--test-corpus", default="",
+                        help="cross-corpus: test every fold's model of --train-corpus on all of this corpus, over the "
+                             "classes both share (--data holds one folder per corpus); writes cross_<A>_<B>.csv")
     parser.add_argument("--emobox-meta", type=Path, default=None,
                         help="with --corpus emobox:<dataset>: an EmoBox checkout (or its data/ folder) holding the "
                              "dataset's label_map.json and fold_<k>/ jsonl files; --data is the audio")
@@ -195,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         downstream=args.downstream,
         data=args.data,
         folds=args.folds,
-        corpus=args.corpus,
+        corpus=args.train_corpus or args.corpus,
+        test_corpus=args.test_corpus,
         labels=args.labels,
         emobox_meta=args.emobox_meta,
         corpora=args.corpora,

@@ -21,6 +21,7 @@ setup(
         "pyyaml",
         "scipy",  # benchmark.reporting.stats (binomial test)
         "soundfile",
+        "soxr",  # resampling rates torchaudio's kernel handles slowly (TESS' 24414 Hz)
         "tqdm",
         "matplotlib",
         "espeakng-loader",

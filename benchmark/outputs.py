@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,14 @@ class CorpusRead:
     folds: dict[int, Fold] | None
     fingerprint: str
     labels: tuple[str, ...] = LABELS  # the corpus' label set
+    mapping: dict[str, str] = field(default_factory=dict)  # cross-corpus: "corpus:label" → shared class
+
+
+def recipe_stem(request: dict[str, Any], upstream: str) -> str:
+    """The file stem of a one-recipe run: `<upstream>_<downstream>`, or `cross_<A>_<B>` for a cross-corpus test."""
+    if request.get("test_corpus"):
+        return f"cross_{path_label(request['corpus'])}_{path_label(request['test_corpus'])}"
+    return f"{path_label(upstream)}_{request['downstream']}"
 
 
 def record_path(out: Path, table_name: str, recipe_stem: str) -> Path:
@@ -124,6 +132,7 @@ def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments
         "data_fingerprint": corpus.fingerprint,
         "corpus": request.get("corpus", "iemocap"),
         "labels": list(settings.labels),
+        **({"label_mapping": corpus.mapping} if corpus.mapping else {}),
         "fold_data": {str(k): v for k, v in settings.fold_data.items()},
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
@@ -172,7 +181,7 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
     record = provenance(request, out, profile, experiments, settings, units, corpus)
     if not table_name:
         upstream = profile.resolve(request["upstream"])
-        stem = f"{path_label(upstream)}_{request['downstream']}"
+        stem = recipe_stem(request, upstream)
         path = out / f"{stem}.csv"
         folds = list(rows[0].folds.values())
         atomic_write_text(out / f"{stem}.json", json.dumps(record | {"folds": [asdict(r) for r in folds]},

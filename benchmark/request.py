@@ -27,6 +27,7 @@ class RunRequest:
     data: Path | None = None  # None: the demo corpus under DEFAULT_DATA_ROOT, generated when missing
     folds: tuple[int, ...] = ()  # empty: every fold of the corpus
     corpus: str = "iemocap"  # a registered corpus recipe (`benchmark.data.corpus`)
+    test_corpus: str = ""  # `--test-corpus B`: train on `corpus`'s folds, test each on all of B (`data.cross`)
     corpora: tuple[str, ...] = ()  # `--corpora`: the recipe on each of these corpora (`runner.run_corpora`)
     emobox_meta: Path | None = None  # `--corpus emobox:<dataset>`: the EmoBox checkout (or its data/) to read folds from
     labels: str = ""  # `--labels`: classes kept, with merges (`benchmark.data.labels`); empty: all of the corpus'

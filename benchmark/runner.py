@@ -27,6 +27,7 @@ from .common.io import check_writable_dir, free_bytes, path_label
 from .common.lock import run_lock
 from .data import iemocap, splits
 from .data.corpus import load_corpus
+from .data.cross import cross_folds
 from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .data.labels import parse_label_spec, restrict
 from .experiments.definitions import ExperimentConfig, Profile
@@ -34,7 +35,7 @@ from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
-from .outputs import CorpusRead, collect_rows, record_path, recorded_corpus, report
+from .outputs import CorpusRead, collect_rows, recipe_stem, record_path, recorded_corpus, report
 from .reporting.corpora import corpus_line, write_corpora_table
 from .reporting.results import UnitResult
 from .reporting.seeds import write_seed_summary
@@ -69,6 +70,8 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
     if request.report_only and request.data is not None and not request.data.exists():
         print(f"note: {request.data} not found; reporting the data recorded in {record}")
         return recorded_corpus(record, folds)
+    if request.test_corpus:
+        return cross_corpus(request, folds, quiet)
     if request.corpus == "iemocap":  # read as before the corpus seam, fold by fold (the demo is IEMOCAP-shaped)
         utterances = iemocap.load(corpus_dir(request), strict=request.strict, verbose=not quiet)
         chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
@@ -87,13 +90,32 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
                       data_fingerprint(utterances), labels)
 
 
+def cross_corpus(request: RunRequest, folds: tuple[int, ...], quiet: bool) -> CorpusRead:
+    """`--train-corpus A --test-corpus B`: A's folds with all of B as every fold's test set, over their shared
+    classes (`data.cross`); `--data` holds one folder per corpus, named as it."""
+    if request.data is None:
+        raise ConfigError("--test-corpus needs --data DIR holding one folder per corpus, named as it (DIR/ravdess, ...)")
+    if request.table is not None or request.experiments or request.labels:
+        raise ConfigError("--test-corpus runs one recipe (--upstream X --downstream Y) on the classes both corpora share")
+    train, test = (load_corpus(name, request.data / name, request.strict, request.split, not quiet, request.emobox_meta)
+                   for name in (request.corpus, request.test_corpus))
+    labels, mapping, cross = cross_folds(train, test)
+    if not quiet:
+        print(f"cross-corpus {request.corpus} → {request.test_corpus}: classes {', '.join(labels)} (" +
+              ", ".join(f"{k} → {v}" for k, v in mapping.items()) + ")")
+    chosen = {f.index: f for f in cross if not folds or f.index in folds}
+    utterances = list({u.id: u for f in chosen.values() for u in (*f.train, *f.valid, *f.test)}.values())
+    return CorpusRead({k: fold_fingerprint(f) for k, f in chosen.items()}, chosen, data_fingerprint(utterances),
+                      labels, mapping)
+
+
 def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bool = False) -> Planned:
     """Profile and experiments first (bad names fail before any data is read), then the corpus and the plan."""
     profile = resolve_profile(request)
     table_name, experiments = experiments_of(request, profile)
     if not quiet:
         announce_stand_ins(profile, experiments)
-    stem = f"{path_label(profile.resolve(request.upstream))}_{request.downstream}"
+    stem = recipe_stem(asdict(request), profile.resolve(request.upstream))
     corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem), quiet)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data, corpus.labels)
     return Planned(profile, table_name, experiments, corpus, settings,

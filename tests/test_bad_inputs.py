@@ -145,11 +145,15 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(name, tmp_path, capsys
     assert not out.exists()
 
 
-def test_unknown_fold_is_an_argument_error(capsys):
+def test_unknown_fold_is_an_argument_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        run_benchmark.main(["--folds", "7"])
+        run_benchmark.main(["--folds", "0"])
     assert exit_info.value.code == 2
-    assert "fold 7 does not exist; expected numbers 1..5" in capsys.readouterr().err
+    assert "fold 0 does not exist; folds are numbered from 1" in capsys.readouterr().err
+    # which folds exist is the corpus' to say (IEMOCAP: 5; RAVDESS: 6), once it is read
+    assert run_benchmark.main(["--data", str(_corpus(tmp_path)), "--folds", "7", "--out", str(tmp_path / "o")]) == 2
+    assert "fold 7 does not exist; IEMOCAP has folds 1..5" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path, capsys):

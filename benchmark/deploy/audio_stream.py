@@ -17,13 +17,14 @@ from typing import Iterator
 
 import numpy as np
 import soundfile
+import soxr
 import torch
 import torchaudio
 from torch import Tensor
 
 from upstream.interface import SAMPLE_RATE
 
-from ..data.audio import AudioError, notice_once
+from ..data.audio import AudioError, notice_once, resample_to_16k, resampled_length, uses_soxr
 
 BLOCK_SECONDS = 30.0
 MARGIN_SECONDS = 0.05  # ≥ torchaudio's sinc filter (6 zero crossings of the lower rate: 0.4 ms at 16 kHz)
@@ -38,7 +39,7 @@ def to_model_audio(wav: np.ndarray | Tensor, sample_rate: int) -> Tensor:
         raise AudioError(f"expected non-empty audio of shape (S,), (S, C) or (C, S), got {tuple(data.shape)}")
     if not torch.isfinite(data).all():
         raise AudioError("audio contains NaN or infinite samples")
-    return torchaudio.functional.resample(data, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else data
+    return resample_to_16k(data, sample_rate)
 
 
 def chunks(wav: Tensor, window_samples: int) -> list[Tensor]:
@@ -65,10 +66,10 @@ class AudioFile:
         self.rate, self.frames, self.channels = int(info.samplerate), int(info.frames), int(info.channels)
         if self.frames <= 0:
             raise AudioError(f"{path}: empty audio (0 samples); expected speech")
-        divisor = math.gcd(self.rate, SAMPLE_RATE)
+        divisor = 1 if uses_soxr(self.rate) else math.gcd(self.rate, SAMPLE_RATE)  # soxr: no period to align to
         self._up, self._down = SAMPLE_RATE // divisor, self.rate // divisor  # output / input samples per period
         self._step = max(1, round(block_seconds * self.rate / self._down)) * self._down
-        self._margin = 0 if self.rate == SAMPLE_RATE else math.ceil(MARGIN_SECONDS * self.rate / self._down) * self._down
+        self._margin = 0 if self.rate == SAMPLE_RATE or uses_soxr(self.rate) else math.ceil(MARGIN_SECONDS * self.rate / self._down) * self._down
         if self.channels > 1:
             notice_once("stereo", f"{path} has {self.channels} channels: mixing down to mono")
         if self.rate != SAMPLE_RATE:
@@ -76,8 +77,8 @@ class AudioFile:
 
     @property
     def samples(self) -> int:
-        """Samples at 16 kHz (the length torchaudio's resampling of the whole file gives)."""
-        return math.ceil(self.frames * self._up / self._down)
+        """Samples at 16 kHz (the length resampling the whole file gives)."""
+        return resampled_length(self.frames, self.rate)
 
     @property
     def seconds(self) -> float:
@@ -92,6 +93,9 @@ class AudioFile:
 
     def pieces(self) -> Iterator[Tensor]:
         """Consecutive mono 16 kHz pieces; together, the whole file resampled at once."""
+        if uses_soxr(self.rate):
+            yield from self._soxr_pieces()
+            return
         blocks = self._mono_blocks()
         current = next(blocks, None)
         before = torch.zeros(0)
@@ -105,6 +109,20 @@ class AudioFile:
                 start = len(before) * self._up // self._down  # `before` spans whole periods
                 yield out[start : start + math.ceil(len(current) * self._up / self._down)]
                 before = torch.cat([before, current])[-self._margin :]
+            current = after
+
+    def _soxr_pieces(self) -> Iterator[Tensor]:
+        """soxr's streaming resampler: block by block, equal to its whole-file resampling."""
+        stream = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        blocks = self._mono_blocks()
+        current, emitted = next(blocks, None), 0
+        while current is not None:
+            after = next(blocks, None)
+            out = torch.from_numpy(np.ascontiguousarray(stream.resample_chunk(current.numpy(), last=after is None)))
+            if after is None:  # the stream's flush may differ from the rounded length by a sample
+                out = torch.nn.functional.pad(out, (0, max(0, self.samples - emitted - len(out))))[: self.samples - emitted]
+            emitted += len(out)
+            yield out
             current = after
 
     def read(self) -> Tensor:

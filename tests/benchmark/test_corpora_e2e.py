@@ -102,3 +102,25 @@ def test_one_recipe_across_corpora_writes_one_line_per_corpus(tmp_path):
             assert float(line[f"{metric}_mean"]) == pytest.approx(sum(values) / len(values), abs=0.006)
             assert float(line[f"{metric}_ci_low"]) <= float(line[f"{metric}_mean"]) <= float(line[f"{metric}_ci_high"])
     assert "| emodb | 7 | 5 | 535 |" in (out / "corpora.md").read_text()
+
+
+def test_train_on_one_corpus_test_on_another_over_their_shared_classes(tmp_path):
+    data = tmp_path / "corpora"
+    write_acted_tree(data / "emodb", "emodb", seconds=0.05)
+    tess = sorted(read_partition("tess"))[::10]  # 280 of TESS's 2800 files
+    write_acted_tree(data / "tess", "tess", tess, seconds=0.05)
+    out = tmp_path / "out"
+    done = _cli("--train-corpus", "emodb", "--test-corpus", "tess", "--data", str(data), "--upstream", "fbank",
+                "--downstream", "mean", "--profile", "demo", "--epochs", "1", "--no-strict", "--out", str(out),
+                "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    shared = ["angry", "disgust", "fear", "happy", "neutral", "sad"]  # emodb's boredom and tess' surprise dropped
+    assert f"classes {', '.join(shared)}" in done.stdout and "tess:ps" not in done.stdout
+    rows = [r for r in csv.DictReader((out / "cross_emodb_tess.csv").open()) if r["fold"].isdigit()]
+    tested = sum(1 for name in tess if "_ps." not in name)
+    assert {r["fold"] for r in rows} == {"1", "2", "3", "4", "5"} and {int(r["n_test"]) for r in rows} == {tested}
+    record = json.loads((out / "cross_emodb_tess.json").read_text())
+    assert record["labels"] == shared and record["label_mapping"]["emodb:angry"] == "angry"
+    assert "emodb:boredom" not in record["label_mapping"]
+    (result,) = (out / "runs" / "fbank").glob("mean-*/fold3/result.json")
+    assert len(json.loads(result.read_text())["test_ids"]) == tested
