@@ -6,3 +6,6 @@ result was computed on (`fingerprint`) and the offline demo corpus (`demo`, `dem
 
 May import: `benchmark.common`.
 """
+from .corpus import Corpus, CorpusInfo, load_corpus, register_corpus
+
+__all__ = ["Corpus", "CorpusInfo", "load_corpus", "register_corpus"]
