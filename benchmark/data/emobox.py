@@ -17,8 +17,8 @@ import soundfile
 
 from .corpus import Corpus, CorpusInfo, CorpusOptions, register_namespace
 from .iemocap import CorpusError, Utterance
-from .partitioned import draw_valid, first_names
-from .splits import Fold, split_hash
+from .partitioned import first_names, fold_with_valid
+from .splits import Fold
 
 PREFIX = "emobox:"
 
@@ -96,15 +96,6 @@ def read_emobox(dataset: str, root: Path, options: CorpusOptions) -> Corpus:
 
 
 def _folds(utterances: list[Utterance], roles: dict[int, dict[str, str]], info: CorpusInfo) -> list[Fold]:
-    folds = []
-    for k, fold_roles in sorted(roles.items()):
-        test = [u for u in utterances if fold_roles.get(u.id) == "test"]
-        pool = [u for u in utterances if fold_roles.get(u.id) == "train"]
-        valid_ids, method = draw_valid(pool, info.name, k)
-        assigned = {u.id: "test" for u in test} | {u.id: "valid" if u.id in valid_ids else "train" for u in pool}
-        parts = {r: tuple(u for u in utterances if assigned.get(u.id) == r) for r in ("train", "valid", "test")}
-        if not all(parts.values()):
-            raise CorpusError(f"{info.name} fold {k}: a part is empty; too few files are there")
-        folds.append(Fold(k, parts["train"], parts["valid"], parts["test"], f"emobox_valid20_{method}",
-                          split_hash(assigned)))
-    return folds
+    return [fold_with_valid(k, [u for u in utterances if fold_roles.get(u.id) == "test"],
+                            [u for u in utterances if fold_roles.get(u.id) == "train"], utterances, info.name)
+            for k, fold_roles in sorted(roles.items())]

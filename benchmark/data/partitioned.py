@@ -109,16 +109,19 @@ def read_partitioned(root: Path, info: CorpusInfo, parse: Callable[[Path], FileL
 
 
 def _folds(utterances: Sequence[Utterance], test_fold: dict[str, int], info: CorpusInfo) -> list[Fold]:
-    folds = []
-    for k in range(1, info.folds + 1):
-        test = [u for u in utterances if test_fold[u.id] == k]
-        pool = [u for u in utterances if test_fold[u.id] != k]
-        valid_ids, method = draw_valid(pool, info.name, k)
-        roles = {u.id: "test" for u in test} | {u.id: "valid" if u.id in valid_ids else "train" for u in pool}
-        parts = {role: tuple(u for u in utterances if roles[u.id] == role) for role in ("train", "valid", "test")}
-        if not all(parts.values()):
-            empty = [role for role, members in parts.items() if not members]
-            raise CorpusError(f"{info.name} fold {k}: the {'/'.join(empty)} part is empty; too few files are there")
-        folds.append(Fold(k, parts["train"], parts["valid"], parts["test"], f"emobox_valid20_{method}",
-                          split_hash(roles)))
-    return folds
+    return [fold_with_valid(k, [u for u in utterances if test_fold[u.id] == k],
+                            [u for u in utterances if test_fold[u.id] != k], utterances, info.name)
+            for k in range(1, info.folds + 1)]
+
+
+def fold_with_valid(k: int, test: Sequence[Utterance], pool: Sequence[Utterance], utterances: Sequence[Utterance],
+                    corpus: str) -> Fold:
+    """Fold `k` testing on `test`, its valid part drawn from the training `pool` (`draw_valid`); the
+    parts keep the order of `utterances`."""
+    valid_ids, method = draw_valid(pool, corpus, k)
+    roles = {u.id: "test" for u in test} | {u.id: "valid" if u.id in valid_ids else "train" for u in pool}
+    parts = {role: tuple(u for u in utterances if roles.get(u.id) == role) for role in ("train", "valid", "test")}
+    if not all(parts.values()):
+        empty = [role for role, members in parts.items() if not members]
+        raise CorpusError(f"{corpus} fold {k}: the {'/'.join(empty)} part is empty; too few files are there")
+    return Fold(k, parts["train"], parts["valid"], parts["test"], f"emobox_valid20_{method}", split_hash(roles))
