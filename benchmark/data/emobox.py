@@ -83,7 +83,8 @@ def read_emobox(dataset: str, root: Path, options: CorpusOptions) -> Corpus:
             continue
         label = _label(label_map, str(entry["emo"]), f"{entry['_from']} ({key})")
         meta = soundfile.info(str(path))
-        utterances.append(Utterance(key, path, label, 0, "", "", "", meta.frames / meta.samplerate, classes.index(label)))
+        utterances.append(Utterance(key, path, label, 0, "", "", "", meta.frames / meta.samplerate, classes.index(label),
+                                    sample_rate=int(meta.samplerate)))
     if missing and (options.strict if options.strict is not None else True):
         raise CorpusError(f"{root}: {len(missing)} of the {len(entries)} files that EmoBox's {dataset} folds list are "
                           f"not there (first: {first_names(missing)}); pass --no-strict to run without them")

@@ -39,6 +39,7 @@ class Utterance:
     duration: float  # seconds
     label_index: int = -1  # position of `label` in its corpus' label set; -1: IEMOCAP's (`LABELS`)
     attributes: tuple[float, float, float] | None = None  # arousal, valence, dominance, on the corpus' scale
+    sample_rate: int = 16_000  # of the file as stored (it is read at 16 kHz, resampled once when loaded)
 
     def __post_init__(self) -> None:
         if self.label_index < 0:

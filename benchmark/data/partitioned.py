@@ -101,7 +101,8 @@ def read_partitioned(root: Path, info: CorpusInfo, parse: Callable[[Path], FileL
             raise CorpusError(f"{path}: label {parsed.label!r} is not one of {info.name}'s {', '.join(info.classes)}")
         meta = soundfile.info(str(path))
         utterances.append(Utterance(Path(key).stem, path, parsed.label, 0, parsed.speaker, parsed.gender, "",
-                                    meta.frames / meta.samplerate, info.classes.index(parsed.label)))
+                                    meta.frames / meta.samplerate, info.classes.index(parsed.label),
+                                    sample_rate=int(meta.samplerate)))
         test_fold[utterances[-1].id] = partition[key]
     if options.verbose:
         print(f"{info.name} reader: {len(utterances)} utterances of {len(info.classes)} classes in {root}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from acted_builder import label_of, write_acted_tree
+from acted_builder import RATES, label_of, write_acted_tree
 from scipy import signal
 
 from benchmark.data import iemocap, splits
@@ -31,7 +31,7 @@ def test_a_complete_tree_reads_with_exact_counts_folds_and_labels(name, tmp_path
     assert corpus.labels == info.classes and len(corpus.folds) == info.folds
     for u in corpus.utterances:
         assert u.label == label_of(name, f"{u.id}.wav") and corpus.labels[u.label_index] == u.label
-        assert u.duration == pytest.approx(0.02, abs=1e-3)
+        assert u.duration == pytest.approx(0.02, abs=1e-3) and u.sample_rate == RATES[name]
     everyone = {u.id for u in corpus.utterances}
     for fold in corpus.folds:
         test = {u.id for u in fold.test}
