@@ -18,7 +18,7 @@ _RAW_TO_LABEL = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": 
 SESSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 OFFICIAL_COUNTS: dict[str, int] = {"neu": 1708, "hap": 1636, "ang": 1103, "sad": 1084}
 
-_TURN = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\w+)\t\[.*\]\s*$")
+_TURN = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\w+)\t\[(.*)\]\s*$")
 _UTTERANCE_ID = re.compile(r"^Ses(\d\d)[FM]_\w+_([FM])\w*$")
 _TRANSCRIPT = re.compile(r"^(Ses\S+) \[[\d.]+-[\d.]+\]:\s?(.*)$")
 
@@ -59,8 +59,18 @@ def _visible_files(folder: Path, suffix: str) -> list[Path]:
     return sorted(p for p in folder.glob(f"*{suffix}") if p.is_file() and not p.name.startswith("._"))
 
 
-def _read_turns(label_file: Path, session: int) -> list[tuple[str, str]]:
-    """(utterance id, raw label) of every turn line; annotator and header lines are skipped."""
+def _attributes(text: str, where: str) -> tuple[float, float, float]:
+    """The turn line's `[V, A, D]` (valence, activation, dominance; 1–5) as (arousal, valence, dominance)."""
+    try:
+        valence, arousal, dominance = (float(part) for part in text.split(","))
+    except ValueError:
+        raise CorpusError(f"{where}: malformed [V, A, D] [{text[:40]}]; expected three numbers, "
+                          "e.g. [2.5000, 3.0000, 2.5000]") from None
+    return arousal, valence, dominance
+
+
+def _read_turns(label_file: Path, session: int) -> list[tuple[str, str, tuple[float, float, float]]]:
+    """(utterance id, raw label, attributes) of every turn line; annotator and header lines are skipped."""
     turns = []
     for number, line in enumerate(label_file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.startswith("["):
@@ -78,7 +88,7 @@ def _read_turns(label_file: Path, session: int) -> list[tuple[str, str]]:
                 f"{label_file}:{number}: utterance id {utterance_id!r} is not of the form "
                 f"Ses{session:02d}<F|M>_<dialog>_<F|M><NNN> of Session{session}"
             )
-        turns.append((utterance_id, raw_label))
+        turns.append((utterance_id, raw_label, _attributes(match.group(5), f"{label_file}:{number}")))
     return turns
 
 
@@ -112,7 +122,7 @@ def _load_session(corpus_dir: Path, session: int) -> list[Utterance]:
     texts = _read_transcripts(session_dir / "dialog" / "transcriptions")
     utterances = []
     for label_file in label_files:
-        for utterance_id, raw_label in _read_turns(label_file, session):
+        for utterance_id, raw_label, attributes in _read_turns(label_file, session):
             label = _RAW_TO_LABEL.get(raw_label)
             if label is None:
                 continue
@@ -131,6 +141,7 @@ def _load_session(corpus_dir: Path, session: int) -> list[Utterance]:
                     gender=gender,
                     text=texts.get(utterance_id, ""),
                     duration=_duration(wav),
+                    attributes=attributes,
                 )
             )
     return utterances

@@ -56,6 +56,15 @@ def test_reads_counts_labels_speakers_and_transcripts(hand_built, capsys):
     assert iemocap.LABELS == ("neu", "hap", "ang", "sad")
 
 
+def test_each_turn_keeps_its_valence_activation_and_dominance(hand_built):
+    """The `[V, A, D]` of a turn line, kept as (arousal, valence, dominance)."""
+    label_file = hand_built / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
+    label_file.write_text(label_file.read_text().replace("[2.5000, 3.0000, 2.5000]", "[1.5000, 4.0000, 3.5000]", 1))
+    by_id = {u.id: u for u in iemocap.load(hand_built, strict=False, verbose=False)}
+    assert by_id["Ses01F_impro01_F000"].attributes == (4.0, 1.5, 3.5)
+    assert by_id["Ses01M_script01_1_F000"].attributes == (3.0, 2.5, 2.5)
+
+
 def test_strict_mode_rejects_a_partial_release(hand_built):
     (hand_built / "Documentation").mkdir()
     with pytest.raises(CorpusError, match=r"found 13 utterances, the complete release has 5531"):
@@ -90,6 +99,9 @@ def _break(corpus: Path, how: str) -> str:
         lines[2] = "[6.2901 - 8.2357]\tSes01F_impro01_F000 neu"
         label_file.write_text("\n".join(lines) + "\n")
         return f"{label_file}:3: malformed turn line"
+    if how == "malformed attributes":
+        label_file.write_text(label_file.read_text().replace("[2.5000, 3.0000, 2.5000]", "[2.5000, high, 2.5000]", 1))
+        return f"{label_file}:3: malformed [V, A, D] [2.5000, high, 2.5000]"
     if how == "wrong session id":
         label_file.write_text(label_file.read_text().replace("Ses01F_impro01_F000", "Ses02F_impro01_F000"))
         return f"{label_file}:3: utterance id 'Ses02F_impro01_F000'"
@@ -111,7 +123,8 @@ def _break(corpus: Path, how: str) -> str:
 
 @pytest.mark.parametrize(
     "how",
-    ["folder missing", "no sessions", "session missing", "malformed turn", "wrong session id", "wav missing",
+    ["folder missing", "no sessions", "session missing", "malformed turn", "malformed attributes", "wrong session id",
+     "wav missing",
      "unreadable wav", "empty wav", "no label files"],
 )
 def test_bad_corpus_gives_one_line_error_and_writes_nothing(hand_built, how):
