@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emobox-meta", type=Path, default=None,
                         help="with --corpus emobox:<dataset>: an EmoBox checkout (or its data/ folder) holding the "
                              "dataset's label_map.json and fold_<k>/ jsonl files; --data is the audio")
+    parser.add_argument("--task", choices=("categorical", "dimensional", "both"), default="categorical",
+                        help="what the models learn: emotion classes (default), arousal/valence/dominance scored by "
+                             "CCC, or both at once (one upstream and aggregator, two heads)")
     parser.add_argument("--labels", default="",
                         help="keep only these classes of the corpus, in this order, merging others into them: "
                              "e.g. angry,happy,neutral,sad,calm=neutral (default: all its classes)")
@@ -202,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus=args.train_corpus or args.corpus,
         test_corpus=args.test_corpus,
         labels=args.labels,
+        task=args.task,
         emobox_meta=args.emobox_meta,
         corpora=args.corpora,
         out=args.out,

@@ -7,6 +7,7 @@ recorded split hash and test utterances must be those of the current fold.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from .data.splits import Fold
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.plan import RunSettings, Unit, unit_for
 from .experiments.stages import checkpoint_file
+from .reporting.dimensional import write_scatter
 from .reporting.metrics import mean_and_std
 from .reporting.results import CHECKPOINT_KINDS, UnitResult, load_result
 from .reporting.rows import Row
@@ -30,6 +32,7 @@ from .reporting.sections import comparison_text
 from .reporting.tables import write_table
 from .training import distributed
 
+DIMENSIONAL_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")
 RECIPE_COLUMNS = ("upstream", "downstream", "stage", "checkpoint", "fold", "split", "split_hash", "n_train",
                   "n_valid", "n_test", "best_epoch", "wa", "ua", "macro_f1", "valid_wa", "valid_ua", "upstreams_run",
                   "profile")
@@ -91,22 +94,43 @@ def ran_as(branch: str, profile: Profile, ckpt: str | None = None) -> str:
     return f"{base} ({'; '.join(details)})" if details else base
 
 
+def _number(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.2f}"
+
+
+def _ccc_cells(result: UnitResult | None, kind: str, values: list[float] | None = None) -> list[str]:
+    """ccc_arousal, ccc_valence, ccc_dominance, ccc_mean of one fold (or the given four values)."""
+    if values is None:
+        assert result is not None
+        scores = result.dimensional[kind]
+        values = [*scores["ccc"], scores["ccc_mean"]]
+    return [f"{v:.3f}" for v in values]
+
+
 def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitResult], ran: str, profile: str) -> str:
+    """One line per (checkpoint, fold), then mean and std (ddof 0) over folds; the attributes' CCC
+    columns when the task regresses them."""
     stage = "finetune" if experiment.is_finetune_row else "frozen"
-    lines = [",".join(RECIPE_COLUMNS)]
+    dimensional = experiment.task != "categorical"
+    lines = [",".join([*RECIPE_COLUMNS, *(DIMENSIONAL_COLUMNS if dimensional else ())])]
     quoted = f'"{ran}"' if "," in ran else ran
     for kind in CHECKPOINT_KINDS:
         for r in results:
             s, valid = r.scores[kind], r.valid.get(kind, {})
             lines.append(",".join(str(v) for v in (
                 upstream, experiment.aggregator, stage, kind, r.fold, r.split, r.split_hash, r.n_train, r.n_valid,
-                r.n_test, r.best_epoch, f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}",
-                f"{valid.get('wa', float('nan')):.2f}", f"{valid.get('ua', float('nan')):.2f}", quoted, profile)))
+                r.n_test, r.best_epoch, _number(s.wa), _number(s.ua), _number(s.macro_f1),
+                _number(valid.get('wa', math.nan)), _number(valid.get('ua', math.nan)), quoted, profile,
+                *(_ccc_cells(r, kind) if dimensional else ()))))
     for kind in CHECKPOINT_KINDS:
-        stats = [mean_and_std([getattr(r.scores[kind], m) for r in results]) for m in ("wa", "ua", "macro_f1")]
+        stats = [mean_and_std([getattr(r.scores[kind], m) for r in results]) if experiment.task != "dimensional"
+                 else (math.nan, math.nan) for m in ("wa", "ua", "macro_f1")]
+        ccc_stats = [mean_and_std([[*r.dimensional[kind]["ccc"], r.dimensional[kind]["ccc_mean"]][a] for r in results])
+                     for a in range(4)] if dimensional else []
         for name, index in (("mean", 0), ("std", 1)):
             lines.append(",".join([upstream, experiment.aggregator, stage, kind, name, *[""] * 6,
-                                   *(f"{stat[index]:.2f}" for stat in stats), "", "", quoted, profile]))
+                                   *(_number(stat[index]) for stat in stats), "", "", quoted, profile,
+                                   *(_ccc_cells(None, kind, [s[index] for s in ccc_stats]) if dimensional else ())]))
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +180,10 @@ def checked_result(unit_dir: Path, experiment: ExperimentConfig, index: int, fol
     return result
 
 
+def experiment_task(experiments: list[ExperimentConfig]) -> str:
+    return experiments[0].task if experiments else "categorical"
+
+
 def collect_rows(request: dict[str, Any], out: Path, profile: Profile, experiments: list[ExperimentConfig],
                  settings: RunSettings, corpus: CorpusRead) -> list[Row]:
     """The finished units of each experiment, fold by fold (each checked against the corpus read)."""
@@ -187,9 +215,16 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
         atomic_write_text(out / f"{stem}.json", json.dumps(record | {"folds": [asdict(r) for r in folds]},
                                                            indent=1, default=str) + "\n")
         atomic_write_text(path, recipe_csv(experiments[0], upstream, folds, rows[0].ran, profile.name))
+        if experiment_task(experiments) != "categorical":  # predicted vs true attributes, pooled over folds
+            write_scatter(out / f"{stem}_attributes.png", folds, "average",
+                          f"{stem}: top-k average, {len(folds)} fold(s) pooled")
         for kind in CHECKPOINT_KINDS:
             wa, ua = (mean_and_std([getattr(r.scores[kind], m) for r in folds])[0] for m in ("wa", "ua"))
-            print(f"{stem} [{kind}]: mean over {len(folds)} fold(s): WA {wa:.2f}  UA {ua:.2f}")
+            shown = f"WA {wa:.2f}  UA {ua:.2f}" if experiment_task(experiments) != "dimensional" else ""
+            if experiment_task(experiments) != "categorical":
+                mean_ccc = mean_and_std([r.dimensional[kind]["ccc_mean"] for r in folds])[0]
+                shown += f"{'  ' if shown else ''}CCC {mean_ccc:.3f}"
+            print(f"{stem} [{kind}]: mean over {len(folds)} fold(s): {shown}")
     else:
         path = write_table(out, table_name, rows, record, profile=profile.name, note=profile.note)
         for row in rows:

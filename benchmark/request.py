@@ -30,6 +30,7 @@ class RunRequest:
     test_corpus: str = ""  # `--test-corpus B`: train on `corpus`'s folds, test each on all of B (`data.cross`)
     corpora: tuple[str, ...] = ()  # `--corpora`: the recipe on each of these corpora (`runner.run_corpora`)
     emobox_meta: Path | None = None  # `--corpus emobox:<dataset>`: the EmoBox checkout (or its data/) to read folds from
+    task: str = "categorical"  # `--task`: categorical | dimensional | both (`training.objectives`)
     labels: str = ""  # `--labels`: classes kept, with merges (`benchmark.data.labels`); empty: all of the corpus'
     out: Path = Path("results")
     seed: int = 0
@@ -73,7 +74,7 @@ def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) ->
     name = profile.resolve(request.upstream)
     return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
                             finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
-                            input_norm=request.input_norm)
+                            input_norm=request.input_norm, task=request.task)  # type: ignore[arg-type]
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
@@ -112,6 +113,8 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
         experiments = load_table(request.table or 1)
         experiments = select(experiments, request.experiments) if request.experiments else experiments
         check_compare(request.compare, [e.id for e in experiments])
+        if request.task != "categorical":  # --task applies to every row of the table
+            experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
         return f"table{request.table or 1}", experiments
     name = profile.resolve(request.upstream)
     get_spec(name)  # unknown names fail before any data is read

@@ -73,7 +73,8 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
     if request.test_corpus:
         return cross_corpus(request, folds, quiet)
     if request.corpus == "iemocap":  # read as before the corpus seam, fold by fold (the demo is IEMOCAP-shaped)
-        utterances = iemocap.load(corpus_dir(request), strict=request.strict, verbose=not quiet)
+        # the dimensional task rates every turn, not only the four classes' (`iemocap.load`)
+        utterances = iemocap.load(corpus_dir(request), request.strict, not quiet, every_turn=request.task == "dimensional")
         chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
         labels: tuple[str, ...] = iemocap.LABELS
     else:

@@ -24,6 +24,8 @@ from .fusion import FRAME_RATES, EarlyFusion, LateFusion
 from .normalization import INPUT_NORMS, build_input_norm
 
 FUSIONS: tuple[str, ...] = ("none", "early", "late")
+TASKS: tuple[str, ...] = ("categorical", "dimensional", "both")
+NUM_ATTRIBUTES = 3  # arousal, valence, dominance, each regressed on [0, 1]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class DownstreamConfig:
     classifier_hidden: int = 0
     dropout: float = 0.0
     num_classes: int = 4
+    task: str = "categorical"  # "categorical" (class logits) | "dimensional" (arousal, valence, dominance) | "both"
     fusion_frame_rate: str = "coarsest"
     input_norm: str | tuple[str, ...] | bool = "none"
     ecapa: EcapaConfig = field(default_factory=EcapaConfig)
@@ -86,11 +89,32 @@ class DownstreamConfig:
             raise ValueError(
                 f"unknown fusion_frame_rate {self.fusion_frame_rate!r}; expected one of {', '.join(FRAME_RATES)}"
             )
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.classifier_hidden < 0 or self.num_classes < 2 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(
                 "need classifier_hidden >= 0, num_classes >= 2 and 0 <= dropout < 1, got "
                 f"{self.classifier_hidden}, {self.num_classes}, {self.dropout}"
             )
+
+
+    @property
+    def class_outputs(self) -> int:
+        """Class logits among the outputs (first), 0 for the dimensional task."""
+        return 0 if self.task == "dimensional" else self.num_classes
+
+    @property
+    def outputs(self) -> int:
+        """Width of the head's output: class logits, then the attributes for dimensional tasks."""
+        return self.class_outputs + (NUM_ATTRIBUTES if self.task != "categorical" else 0)
+
+
+def split_outputs(outputs: Tensor, config: DownstreamConfig) -> tuple[Tensor | None, Tensor | None]:
+    """(class logits, attributes) of a head's (B, outputs) output; None where the task has none."""
+    classes = config.class_outputs
+    logits = outputs[:, :classes] if classes else None
+    attributes = outputs[:, classes:] if config.task != "categorical" else None
+    return logits, attributes
 
 
 T = TypeVar("T")
@@ -143,7 +167,8 @@ class DownstreamModel(nn.Module):
             (name,) = _per_branch(config.aggregator, 1, "aggregator")
             self.aggregator = build_aggregator(name, sum(b.hidden_size for b in branches), config.ecapa)
             self.output_size = output_size(self.aggregator)
-        self.classifier = Classifier(self.output_size, config.num_classes, config.classifier_hidden, config.dropout)
+        # one head for both tasks: its first rows are the class logits, the last three the attributes
+        self.classifier = Classifier(self.output_size, config.outputs, config.classifier_hidden, config.dropout)
 
     def embed(self, outputs: Sequence[UpstreamOutput]) -> Tensor:
         """Upstream outputs → (B, output_size) utterance embeddings (the classifier's input)."""

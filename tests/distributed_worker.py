@@ -59,7 +59,7 @@ def main(corpus: Path, out: Path, mode: str) -> None:
             models.append(EmotionModel([build_upstream("fbank")], config, stored_layers=[1]))
         return models[-1]
 
-    evaluate, logits_of = train.evaluate, train.logits_of
+    evaluate, logits_of = train.evaluate_outputs, train.logits_of
 
     def recording_evaluate(model, *args, **kwargs):
         hashes.append(state_hash(model))
@@ -70,7 +70,7 @@ def main(corpus: Path, out: Path, mode: str) -> None:
             scored.extend(batch.ids)
         return logits_of(model, batch, *args, **kwargs)
 
-    train.evaluate, train.logits_of = recording_evaluate, recording_logits_of
+    train.evaluate_outputs, train.logits_of = recording_evaluate, recording_logits_of
     final_states: list[dict] = []
     train_unit = train.train_unit
 
@@ -79,9 +79,10 @@ def main(corpus: Path, out: Path, mode: str) -> None:
         final_states.append({k: v.clone() for k, v in model.state_dict().items()})
         return outcome
 
+    import benchmark.experiments.scoring as scoring
     import benchmark.experiments.stages as stages
 
-    stages.train_unit, stages.evaluate = keeping_final_state, recording_evaluate
+    stages.train_unit, scoring.evaluate_outputs = keeping_final_state, recording_evaluate
     finetune = mode.startswith("finetune")
     config = train.TrainConfig(epochs=2, head_lr=2e-3, upstream_lr=5e-4, finetune_upstream=finetune,
                                max_batch_seconds=16.0, eval_batch_seconds=8.0, top_k=2, warmup_fraction=0.2)

@@ -16,7 +16,8 @@ class Batch:
     """One mini-batch as every model sees it.
 
     wavs: (B, S) float32 mono 16 kHz, zero-padded; wav_lens: (B,) valid samples per row;
-    texts: transcripts (text upstreams read these instead of the audio); labels: (B,) class indices.
+    texts: transcripts (text upstreams read these instead of the audio); labels: (B,) class indices;
+    targets: (B, 3) attributes on [0, 1] when the task regresses them.
     """
 
     ids: list[str]
@@ -24,9 +25,12 @@ class Batch:
     wav_lens: Tensor
     texts: list[str]
     labels: Tensor
+    targets: Tensor | None = None  # (B, 3) arousal, valence, dominance on [0, 1] (the dimensional task)
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.ids, self.wavs.to(device), self.wav_lens.to(device), self.texts, self.labels.to(device))
+        targets = self.targets.to(device) if self.targets is not None else None
+        return Batch(self.ids, self.wavs.to(device), self.wav_lens.to(device), self.texts, self.labels.to(device),
+                     targets)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import soundfile
 
 LABELS: tuple[str, ...] = ("neu", "hap", "ang", "sad")
 LABEL_INDEX: dict[str, int] = {name: index for index, name in enumerate(LABELS)}
+NO_CLASS = -2  # label_index of an utterance outside the label set, kept for its attributes
 _RAW_TO_LABEL = {"neu": "neu", "hap": "hap", "exc": "hap", "ang": "ang", "sad": "sad"}
 SESSIONS: tuple[int, ...] = (1, 2, 3, 4, 5)
 OFFICIAL_COUNTS: dict[str, int] = {"neu": 1708, "hap": 1636, "ang": 1103, "sad": 1084}
@@ -40,8 +41,19 @@ class Utterance:
     label_index: int = -1  # position of `label` in its corpus' label set; -1: IEMOCAP's (`LABELS`)
     attributes: tuple[float, float, float] | None = None  # arousal, valence, dominance, on the corpus' scale
     sample_rate: int = 16_000  # of the file as stored (it is read at 16 kHz, resampled once when loaded)
+    attribute_range: tuple[float, float] = (1.0, 5.0)  # the corpus' rating scale (IEMOCAP 1–5, MSP-Podcast 1–7)
+
+    @property
+    def scaled_attributes(self) -> tuple[float, float, float]:
+        """The attributes mapped from the corpus' scale onto [0, 1] (the regression targets)."""
+        if self.attributes is None:
+            raise ValueError(f"{self.id}: no arousal/valence/dominance ratings; the dimensional task needs them")
+        low, high = self.attribute_range
+        return tuple((value - low) / (high - low) for value in self.attributes)  # type: ignore[return-value]
 
     def __post_init__(self) -> None:
+        if self.label_index == NO_CLASS:  # kept for its attributes only (the dimensional task)
+            return
         if self.label_index < 0:
             if self.label not in LABEL_INDEX:
                 raise ValueError(f"{self.id}: label {self.label!r} is not one of IEMOCAP's {', '.join(LABELS)}; "
@@ -113,7 +125,7 @@ def _duration(wav: Path) -> float:
     return info.frames / info.samplerate
 
 
-def _load_session(corpus_dir: Path, session: int) -> list[Utterance]:
+def _load_session(corpus_dir: Path, session: int, every_turn: bool = False) -> list[Utterance]:
     session_dir = corpus_dir / f"Session{session}"
     label_dir = session_dir / "dialog" / "EmoEvaluation"
     label_files = _visible_files(label_dir, ".txt") if label_dir.is_dir() else []
@@ -124,7 +136,7 @@ def _load_session(corpus_dir: Path, session: int) -> list[Utterance]:
     for label_file in label_files:
         for utterance_id, raw_label, attributes in _read_turns(label_file, session):
             label = _RAW_TO_LABEL.get(raw_label)
-            if label is None:
+            if label is None and not every_turn:
                 continue
             dialog = utterance_id.rsplit("_", 1)[0]
             wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
@@ -135,13 +147,14 @@ def _load_session(corpus_dir: Path, session: int) -> list[Utterance]:
                 Utterance(
                     id=utterance_id,
                     path=wav,
-                    label=label,
+                    label=label or raw_label,
                     session=session,
                     speaker=f"Ses{session:02d}{gender}",
                     gender=gender,
                     text=texts.get(utterance_id, ""),
                     duration=_duration(wav),
                     attributes=attributes,
+                    label_index=-1 if label else NO_CLASS,
                 )
             )
     return utterances
@@ -152,11 +165,13 @@ def class_counts(utterances: list[Utterance]) -> dict[str, int]:
     return {label: counts.get(label, 0) for label in LABELS}
 
 
-def load(corpus_dir: Path | str, strict: bool | None = None, verbose: bool = True) -> list[Utterance]:
-    """Every 4-class utterance of the corpus, sorted by id.
+def load(corpus_dir: Path | str, strict: bool | None = None, verbose: bool = True,
+         every_turn: bool = False) -> list[Utterance]:
+    """Every 4-class utterance of the corpus, sorted by id; with `every_turn` (the dimensional task)
+    every rated turn, those outside the four classes with their raw label and `label_index` NO_CLASS.
 
     strict (default: on when the folder looks like the official release) requires exactly the 5531
-    utterances of the complete release, so a partial copy is never benchmarked silently.
+    4-class utterances of the complete release, so a partial copy is never benchmarked silently.
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
@@ -168,7 +183,7 @@ def load(corpus_dir: Path | str, strict: bool | None = None, verbose: bool = Tru
     if missing:
         raise CorpusError(f"{corpus_dir}: missing {', '.join(missing)}; expected Session1 … Session5")
     utterances = sorted(
-        (u for session in SESSIONS for u in _load_session(corpus_dir, session)), key=lambda u: u.id
+        (u for session in SESSIONS for u in _load_session(corpus_dir, session, every_turn)), key=lambda u: u.id
     )
     duplicates = [uid for uid, n in Counter(u.id for u in utterances).items() if n > 1]
     if duplicates:
@@ -177,7 +192,9 @@ def load(corpus_dir: Path | str, strict: bool | None = None, verbose: bool = Tru
     no_text = sum(1 for u in utterances if not u.text)
     if verbose:
         summary = ", ".join(f"{label} {n}" for label, n in counts.items())
-        note = f"; {no_text} without transcript" if no_text else ""
+        others = sum(1 for u in utterances if u.label_index == NO_CLASS)
+        note = (f"; {no_text} without transcript" if no_text else "") + (
+            f"; {others} rated turns outside the four classes" if others else "")
         print(f"IEMOCAP reader: {len(utterances)} utterances ({summary}) in {corpus_dir}{note}")
     if strict if strict is not None else looks_official(corpus_dir):
         if counts != OFFICIAL_COUNTS:

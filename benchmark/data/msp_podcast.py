@@ -69,7 +69,7 @@ def read_msp_podcast(root: Path, options: CorpusOptions) -> Corpus:
         utterance = Utterance(Path(row["FileName"]).stem, path, label, 0, row["SpkrID"].strip(),
                               row["Gender"].strip()[:1].upper(), "", meta.frames / meta.samplerate,
                               INFO.classes.index(label), _attributes(row, f"{labels_file}:{number}"),
-                              int(meta.samplerate))
+                              int(meta.samplerate), (1.0, 7.0))
         utterances.append(utterance)
         parts[utterance.id] = split
     if missing and (options.strict if options.strict is not None else True):

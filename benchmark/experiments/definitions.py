@@ -40,6 +40,7 @@ class ExperimentConfig:
     featurizer: str | int = "last"
     input_norm: str | tuple[str, ...] | bool = "auto"
     set: str = ""
+    task: Literal["categorical", "dimensional", "both"] = "categorical"  # `training.objectives`
 
     def __post_init__(self) -> None:
         if not self.branches or len(self.finetune) != len(self.branches):
@@ -79,6 +80,8 @@ class Profile:
     # reports it (what reports and export read), "average" only the average, "all" every top-k
     # checkpoint too; resume.pt never stays.
     keep: Literal["all", "reported", "average"] = "reported"
+    dimensional_loss: Literal["ccc", "mse"] = "ccc"  # of the attributes (tasks dimensional and both)
+    dimensional_weight: float = 1.0  # the attributes' loss weight beside cross-entropy in task both
     keep_cache: bool = False  # a feature cache is deleted once every unit of the run reading it finished; True keeps it
     note: str = ""  # opens every table of the profile (the demo's: stand-in models, not the paper's method)
 

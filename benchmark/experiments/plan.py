@@ -29,6 +29,7 @@ class FinetuneUnit:
     key: str  # everything that decides the result (`finetune_unit`)
     seed: int  # of the training randomness: the recipe alone, not the data's file metadata
     num_classes: int = len(LABELS)  # the corpus' label set (`RunSettings.labels`)
+    task: str = "categorical"  # `training.objectives.Objective.task`
 
     @property
     def label(self) -> str:
@@ -50,6 +51,7 @@ class FrozenUnit:
     key: str
     seed: int
     num_classes: int = len(LABELS)
+    task: str = "categorical"
 
     @property
     def label(self) -> str:
@@ -120,8 +122,17 @@ def _seed(recipe: list) -> int:
 def finetune_unit(upstream: str, fold: int, experiment: ExperimentConfig, settings: RunSettings) -> FinetuneUnit:
     recipe = ["finetune", upstream, settings.upstream_ckpt, experiment.featurizer,
               asdict(settings.profile.finetune_for(upstream)), settings.seed, settings.split]
-    identity = [*recipe, settings.data_key(fold), _pipeline(upstream), *settings.label_key()]
-    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity), _seed(recipe), len(settings.labels))
+    identity = [*recipe, settings.data_key(fold), _pipeline(upstream), *settings.label_key(),
+                *_task_key(experiment, settings.profile)]
+    return FinetuneUnit(upstream, fold, experiment.featurizer, _key(identity), _seed(recipe), len(settings.labels),
+                        experiment.task)
+
+
+def _task_key(experiment: ExperimentConfig, profile: Profile) -> list:
+    """What the task adds to a unit's identity (nothing for the categorical task: keys stay as they were)."""
+    if experiment.task == "categorical":
+        return []
+    return [experiment.task, profile.dimensional_loss, profile.dimensional_weight if experiment.task == "both" else None]
 
 
 def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> Unit:
@@ -136,9 +147,10 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
               asdict(settings.profile.ecapa), settings.profile.cache_dtype, settings.seed, settings.split,
               settings.upstream_ckpt]
     identity = [*recipe, [s.key if s else None for s in sources], settings.data_key(fold),
-                [_pipeline(n) for n in names], *settings.label_key()]
+                [_pipeline(n) for n in names], *settings.label_key(), *_task_key(experiment, settings.profile)]
     return FrozenUnit(names, sources, experiment.aggregator, experiment.fusion, experiment.featurizer,
-                      branch_norms(experiment, names), fold, _key(identity), _seed(recipe), len(settings.labels))
+                      branch_norms(experiment, names), fold, _key(identity), _seed(recipe), len(settings.labels),
+                      experiment.task)
 
 
 def cache_id(unit: FrozenUnit, branch: int) -> str:

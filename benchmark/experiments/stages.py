@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -19,10 +20,9 @@ from upstream.interface import Upstream
 
 from ..common.io import atomic_write_text
 from ..common.seeding import isolated_rng
-from ..data.iemocap import LABELS, Utterance
+from ..data.iemocap import LABELS
 from ..data.splits import Fold
-from ..reporting.metrics import score
-from ..reporting.results import CHECKPOINT_KINDS, RESULT_FILE, TestScores, UnitResult, load_result
+from ..reporting.results import CHECKPOINT_KINDS, RESULT_FILE, UnitResult, load_result
 from ..training import distributed
 from ..training.averaging import average_state_dicts
 from ..training.batching import AudioStore
@@ -30,11 +30,13 @@ from ..training.cache import FrozenFeatures, LayerSelection
 from ..training.checkpoints import load_weights, save_weights
 from ..training.config import TrainConfig
 from ..training.device import Precision, default_device
-from ..training.loop import evaluate, train_unit
+from ..training.loop import train_unit
 from ..training.model import EmotionModel
-from ..training.resume import RESUME_FILE, epoch_file, load_model_state, remove_epoch_files, write_log
+from ..training.objectives import Objective
+from ..training.resume import RESUME_FILE, EpochLog, epoch_file, load_model_state, remove_epoch_files, write_log
 from .definitions import Profile
 from .plan import FinetuneUnit, Unit, cache_id, unit_layers
+from .scoring import unit_scores
 
 AVERAGE_FILE = "average.safetensors"
 CACHES_FILE = "caches.json"  # a frozen unit's feature-cache files, by `plan.cache_id`
@@ -62,14 +64,6 @@ def apply_retention(unit_dir: Path, result: UnitResult, keep: str,
     remove_epoch_files(unit_dir, {epoch_file(result.best_epoch)} if keep == "reported" and "best" in reported else set())
 
 
-def _scores(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, config: TrainConfig,
-            features: Sequence[FrozenFeatures] | None) -> TestScores:
-    labels = [u.label_index for u in utterances]
-    predictions = evaluate(model, utterances, store, config.eval_batch_seconds, features, config.precision)
-    s = score(labels, predictions, model.downstream.config.num_classes)
-    return TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
-
-
 def run_unit(
     unit_dir: Path,
     build_model: Callable[[], EmotionModel],
@@ -83,6 +77,7 @@ def run_unit(
     keep: str = "all",
     reported: frozenset[str] = frozenset(CHECKPOINT_KINDS),
     labels: Sequence[str] = LABELS,
+    objective: Objective = Objective(),
 ) -> UnitResult:
     """Train (or resume) one unit in `unit_dir`, test its best and averaged checkpoints, record both.
 
@@ -108,36 +103,49 @@ def run_unit(
         # each data-parallel rank its own dropout stream; rank 0 keeps the single process's
         with isolated_rng(seed + 1_000_003 * rank) if rank else contextlib.nullcontext():
             outcome = train_unit(model, fold.train, fold.valid, config, unit_dir, generator, store, features, desc,
-                                 identity)
+                                 identity, objective)
     states = [load_weights(unit_dir / e.file, e.sha256) for e in outcome.top_k]
     averaged = average_state_dicts(states)
     if distributed.world().is_main:
         save_weights(unit_dir / AVERAGE_FILE, averaged)
     best_epoch = next(e for e in outcome.history if e.epoch == outcome.top_k[0].epoch)
-    valid = {"best": {"wa": 100 * best_epoch.valid_wa, "ua": 100 * best_epoch.valid_ua}}  # scored at its epoch
-    scores = {}
+    valid = {"best": _valid_entry(best_epoch)}  # scored at its epoch
+    scores, dimensional = {}, {}
     for kind, state in (("best", states[0]), ("average", averaged)):
         load_model_state(model, state)
         if kind == "average":
-            checked = _scores(model, fold.valid, store, config, features)
-            valid[kind] = {"wa": checked.wa, "ua": checked.ua}
-        scores[kind] = _scores(model, fold.test, store, config, features)
+            checked, checked_attributes = unit_scores(model, fold.valid, store, config, features, objective)
+            valid[kind] = {"wa": checked.wa, "ua": checked.ua} | (
+                {"ccc": checked_attributes["ccc_mean"]} if checked_attributes else {})
+        scores[kind], attributes = unit_scores(model, fold.test, store, config, features, objective)
+        if attributes:
+            dimensional[kind] = attributes
     result = UnitResult(fold.index, fold.split, fold.split_hash, len(fold.train), len(fold.valid), len(fold.test),
                         outcome.top_k[0].epoch, [e.epoch for e in outcome.top_k], scores,
-                        [u.id for u in fold.test], [u.label_index for u in fold.test], valid, identity, list(labels))
+                        [u.id for u in fold.test], [u.label_index for u in fold.test], valid, identity, list(labels),
+                        dimensional)
     if distributed.world().is_main:
         write_log(unit_dir, outcome.history, [
-            {"checkpoint": "best", "epoch": outcome.top_k[0].epoch, "valid_wa": valid["best"]["wa"],
-             "valid_ua": valid["best"]["ua"]},
-            {"checkpoint": "average", "epochs": [e.epoch for e in outcome.top_k], "valid_wa": valid["average"]["wa"],
-             "valid_ua": valid["average"]["ua"]}])
+            {"checkpoint": "best", "epoch": outcome.top_k[0].epoch, **{f"valid_{k}": v for k, v in valid["best"].items()}},
+            {"checkpoint": "average", "epochs": [e.epoch for e in outcome.top_k],
+             **{f"valid_{k}": v for k, v in valid["average"].items()}}])
         atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")
         apply_retention(unit_dir, result, keep, reported)
     distributed.barrier()  # no rank goes on before the result (and averaged weights) are on disk
     for kind in CHECKPOINT_KINDS:
-        print(f"{desc} [{kind}]: valid WA {valid[kind]['wa']:.2f}  test WA {scores[kind].wa:.2f}  "
-              f"UA {scores[kind].ua:.2f}")
+        shown = (f"valid WA {valid[kind]['wa']:.2f}  test WA {scores[kind].wa:.2f}  UA {scores[kind].ua:.2f}"
+                 if objective.categorical else "")
+        if kind in dimensional:
+            shown += f"{'  ' if shown else ''}test CCC {dimensional[kind]['ccc_mean']:.3f}"
+        print(f"{desc} [{kind}]: {shown}")
     return result
+
+
+def _valid_entry(epoch: EpochLog) -> dict[str, float]:
+    """The validation scores of an epoch's log, in % (CCC as it is)."""
+    entry = {"wa": 100 * epoch.valid_wa, "ua": 100 * epoch.valid_ua} if epoch.valid_wa is not None else {
+        "wa": math.nan, "ua": math.nan}
+    return entry | ({"ccc": epoch.valid_ccc} if epoch.valid_ccc is not None else {})
 
 
 def averaged_upstream(unit_dir: Path, upstream: Upstream, branch: int = 0) -> Upstream:
@@ -168,6 +176,9 @@ class RunContext:
     reported: Mapping[str, frozenset[str]] = field(default_factory=dict)  # `plan.reported_checkpoints`
     labels: tuple[str, ...] = LABELS  # the corpus' label set
 
+    def objective(self, unit: Unit) -> Objective:
+        return Objective(unit.task, self.profile.dimensional_loss, self.profile.dimensional_weight)  # type: ignore[arg-type]
+
     def kept_kinds(self, unit: Unit) -> frozenset[str]:
         return self.reported.get(unit.key, frozenset(CHECKPOINT_KINDS))
 
@@ -179,10 +190,11 @@ def downstream_config(unit: Unit, profile: Profile) -> DownstreamConfig:
     """The downstream of `unit`: mean pooling over all layers when fine-tuning, else the row's aggregator
     on the stored layers (shared by training, export and `estimate`)."""
     if isinstance(unit, FinetuneUnit):
-        return DownstreamConfig(featurizer=unit.featurizer, aggregator="mean", num_classes=unit.num_classes)
+        return DownstreamConfig(featurizer=unit.featurizer, aggregator="mean", num_classes=unit.num_classes,
+                                task=unit.task)
     return DownstreamConfig(featurizer="weighted" if unit_layers(unit) == "all" else "last", aggregator=unit.aggregator,
                             fusion=unit.fusion, input_norm=unit.input_norm, ecapa=profile.ecapa,
-                            num_classes=unit.num_classes)
+                            num_classes=unit.num_classes, task=unit.task)
 
 
 def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[str], Upstream]) -> EmotionModel:
@@ -211,7 +223,7 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
         return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
                         unit.seed, ctx.store,
                         desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep,
-                        reported=ctx.kept_kinds(unit), labels=ctx.labels)
+                        reported=ctx.kept_kinds(unit), labels=ctx.labels, objective=ctx.objective(unit))
     layers = unit_layers(unit)
     stores: list[FrozenFeatures] = []
 
@@ -223,7 +235,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
 
     result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
                       features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key,
-                      keep=ctx.profile.keep, reported=ctx.kept_kinds(unit), labels=ctx.labels)
+                      keep=ctx.profile.keep, reported=ctx.kept_kinds(unit), labels=ctx.labels,
+                      objective=ctx.objective(unit))
     if stores and distributed.world().is_main:  # which cache files it read, for `retention.CacheJanitor`
         record = {cache_id(unit, i): [str(p) for p in s.files] for i, s in enumerate(stores)}
         atomic_write_text(unit.directory(ctx.out) / CACHES_FILE, json.dumps(record) + "\n")

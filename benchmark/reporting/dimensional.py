@@ -10,7 +10,8 @@ scikit-learn has it; tested against a direct formula and against Pearson's r fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -94,3 +95,33 @@ def paired_difference(folds: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]], r
     low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)], axis=0)
     other_side = np.where(observed >= 0, (draws <= 0).mean(0), (draws >= 0).mean(0))
     return observed, low, high, np.minimum(1.0, 2 * other_side)
+
+
+def scatter_figure(truth: ArrayLike, predicted: ArrayLike, title: str) -> Any:
+    """Predicted against true value per attribute (on [0, 1]), with each attribute's CCC: one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64)
+    values = ccc(x, y)
+    figure, axes = plt.subplots(1, len(ATTRIBUTES), figsize=(9.0, 3.3), sharex=True, sharey=True)
+    for a, (axis, name) in enumerate(zip(axes, ATTRIBUTES)):
+        axis.scatter(x[:, a], y[:, a], s=6, alpha=0.4)
+        axis.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+        axis.set_title(f"{name}: CCC {values[a]:.3f}", fontsize=9)
+        axis.set_xlabel("true")
+    axes[0].set_ylabel("predicted")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def write_scatter(path: Path, results: Sequence[Any], kind: str, title: str) -> None:
+    """`path` (PNG): the attributes of every fold's test utterances (pooled) of checkpoint `kind`."""
+    from ..common.io import atomic_write_figure
+
+    truth = np.concatenate([r.dimensional[kind]["targets"] for r in results])
+    predicted = np.concatenate([r.dimensional[kind]["predictions"] for r in results])
+    atomic_write_figure(path, scatter_figure(truth, predicted, title))

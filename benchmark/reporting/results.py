@@ -43,6 +43,8 @@ class UnitResult:
     valid: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → {"wa", "ua"} on the valid set, %
     identity: str = ""  # the unit's key: what it was trained as
     labels: list[str] = field(default_factory=lambda: list(IEMOCAP_LABELS))  # names of the label indices
+    # kind → attribute scores on [0, 1] (`experiments.scoring.unit_scores`); empty for categorical units
+    dimensional: dict[str, dict] = field(default_factory=dict)
 
     @staticmethod
     def from_json(data: dict) -> "UnitResult":

@@ -93,12 +93,14 @@ def make_batch(utterances: Sequence[Utterance], store: AudioStore, audio: bool =
     `wav_lens` holds the true lengths in samples."""
     labels = torch.tensor([u.label_index for u in utterances], dtype=torch.long)
     ids, texts = [u.id for u in utterances], [u.text for u in utterances]
+    targets = (torch.tensor([u.scaled_attributes for u in utterances], dtype=torch.float32)
+               if all(u.attributes is not None for u in utterances) else None)
     if not audio:
         lengths = torch.tensor([round(u.duration * SAMPLE_RATE) for u in utterances], dtype=torch.long)
-        return Batch(ids, torch.zeros(len(utterances), 0), lengths, texts, labels)
+        return Batch(ids, torch.zeros(len(utterances), 0), lengths, texts, labels, targets)
     wavs = [store.get(u) for u in utterances]
     lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
     padded = torch.zeros(len(wavs), int(lengths.max()))
     for row, wav in enumerate(wavs):
         padded[row, : len(wav)] = wav
-    return Batch(ids, padded, lengths, texts, labels)
+    return Batch(ids, padded, lengths, texts, labels, targets)

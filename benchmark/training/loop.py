@@ -14,11 +14,11 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from downstream.model import split_outputs
 from upstream.interface import Batch
 
 from ..common.faults import fault_point
 from ..data.iemocap import Utterance
-from ..reporting.metrics import score
 from . import distributed
 from .averaging import RankedCheckpoint
 from .batching import AudioStore, duration_batches, make_batch, padding_ratio
@@ -26,6 +26,7 @@ from .cache import FrozenFeatures
 from .config import TrainConfig
 from .device import Precision, autocast
 from .model import EmotionModel
+from .objectives import Objective, loss_sum, selection_score
 from .resume import EpochLog, end_epoch, model_device, resume
 from .schedule import lr_factor, utterances_per_step
 
@@ -73,7 +74,7 @@ def logits_of(model: EmotionModel, batch: Batch, features: Sequence[FrozenFeatur
     return logits.float()
 
 
-def evaluate(
+def evaluate_outputs(
     model: EmotionModel,
     utterances: Sequence[Utterance],
     store: AudioStore,
@@ -81,20 +82,26 @@ def evaluate(
     features: Sequence[FrozenFeatures] | None = None,
     precision: Precision = "auto",
 ) -> np.ndarray:
-    """Predicted class index per utterance, in the order given (with data parallelism, each rank
-    scores its share of the batches and all ranks receive all predictions)."""
+    """(N, outputs) float32 head outputs per utterance, in the order given (class logits, then the
+    attributes; with data parallelism each rank scores its share and all ranks receive all rows)."""
     model.eval()
-    scored: dict[int, int] = {}
+    scored: dict[int, list[float]] = {}
     with torch.no_grad():
         for indices in distributed.my_batches(duration_batches([u.duration for u in utterances], max_batch_seconds)):
             batch = make_batch([utterances[i] for i in indices], store, audio=features is None)
-            logits = logits_of(model, batch, features, precision)
-            scored.update(zip(indices, logits.argmax(dim=-1).tolist()))
-    predictions = np.full(len(utterances), -1, dtype=np.int64)
+            scored.update(zip(indices, logits_of(model, batch, features, precision).cpu().tolist()))
+    outputs = np.zeros((len(utterances), model.downstream.config.outputs), dtype=np.float32)
     for share in distributed.gather_objects(scored):
-        for index, label in share.items():
-            predictions[index] = label
-    return predictions
+        for index, row in share.items():
+            outputs[index] = row
+    return outputs
+
+
+def evaluate(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, max_batch_seconds: float,
+             features: Sequence[FrozenFeatures] | None = None, precision: Precision = "auto") -> np.ndarray:
+    """Predicted class index per utterance, in the order given."""
+    outputs = evaluate_outputs(model, utterances, store, max_batch_seconds, features, precision)
+    return outputs[:, : model.downstream.config.class_outputs].argmax(-1).astype(np.int64)
 
 
 def train_unit(
@@ -108,6 +115,7 @@ def train_unit(
     features: Sequence[FrozenFeatures] | None = None,
     desc: str = "train",
     identity: str = "",
+    objective: Objective = Objective(),
 ) -> TrainOutcome:
     """Train on `train_set`, keeping the top-k states by validation accuracy as files in `unit_dir`.
 
@@ -124,7 +132,10 @@ def train_unit(
     reference_plan = duration_batches(durations, config.max_batch_seconds, None, min_batch_size=2)
     # DDP averages gradients over ranks, hence × size: the sum over the global batch, per nominal step size
     weight = ranks.size / utterances_per_step(len(train_set), len(reference_plan), config.grad_accumulation)
+    if objective.categorical and any(u.label_index < 0 for u in (*train_set, *valid_set)):
+        raise ValueError("utterances outside the label set are in a categorical unit; they belong to --task dimensional")
     valid_labels = np.array([u.label_index for u in valid_set])
+    valid_targets = np.array([u.scaled_attributes for u in valid_set]) if objective.dimensional else None
     progress = resume(unit_dir, identity, model, optimizer, generator, desc)
     trained = distributed.wrap(model if config.finetune_upstream else model.downstream)
     for epoch in range(progress.next_epoch, config.epochs + 1):
@@ -142,7 +153,7 @@ def train_unit(
             rows, real = distributed.my_rows(indices)
             batch = make_batch([train_set[i] for i in rows], store, audio=features is None)
             with distributed.no_sync(trained, skip=not steps_now):
-                loss, correct = _backward(model, batch, real, weight, features, config.precision, trained)
+                loss, correct = _backward(model, batch, real, weight, features, config.precision, trained, objective)
             total_loss += loss
             hits += correct
             seen += real
@@ -158,28 +169,35 @@ def train_unit(
                 fault_point(f"step:{unit_dir}")
         total_loss, hits, seen = distributed.sum_across([float(total_loss), int(hits), seen])
         distributed.sync_buffers(model)
-        predicted = evaluate(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
-        valid = score(valid_labels, predicted, model.downstream.config.num_classes)
+        outputs = evaluate_outputs(model, valid_set, store, config.eval_batch_seconds, features, config.precision)
+        logits, attributes = split_outputs(torch.from_numpy(outputs), model.downstream.config)
+        chosen_by, wa, ua, mean_ccc = selection_score(
+            objective, valid_labels, logits.numpy() if logits is not None else None, valid_targets,
+            attributes.numpy() if attributes is not None else None, model.downstream.config.num_classes)
         lrs = [group["lr"] for group in optimizer.param_groups]
         progress.history.append(EpochLog(
-            epoch, total_loss / seen, hits / seen, valid.wa, valid.ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
-            time.perf_counter() - started, padding_ratio(batches, durations),
+            epoch, total_loss / seen, hits / seen, wa, ua, lrs[0], lrs[1] if len(lrs) > 1 else 0.0,
+            time.perf_counter() - started, padding_ratio(batches, durations), mean_ccc,
         ))
-        end_epoch(unit_dir, epoch, valid.wa, model, optimizer, generator, config, progress, identity)
-        print(f"{desc} epoch {epoch}: loss {total_loss / seen:.3f}  valid WA {100 * valid.wa:.2f} "
-              f"UA {100 * valid.ua:.2f}  ({progress.history[-1].seconds:.1f} s, "
+        end_epoch(unit_dir, epoch, chosen_by, model, optimizer, generator, config, progress, identity)
+        shown = (f"valid WA {100 * wa:.2f} UA {100 * ua:.2f}" if wa is not None else "") + (
+            f"{'  ' if wa is not None else ''}valid CCC {mean_ccc:.3f}" if mean_ccc is not None else "")
+        print(f"{desc} epoch {epoch}: loss {total_loss / seen:.3f}  {shown}  ({progress.history[-1].seconds:.1f} s, "
               f"padding {100 * progress.history[-1].padding_ratio:.1f} %)")
     distributed.barrier()  # the top-k files are on disk for every rank
     return TrainOutcome(progress.top_k, progress.history)
 
 
 def _backward(model: EmotionModel, batch: Batch, real: int, weight: float, features: Sequence[FrozenFeatures] | None,
-              precision: Precision, trained: nn.Module) -> tuple[Tensor, Tensor]:
+              precision: Precision, trained: nn.Module, objective: Objective) -> tuple[Tensor, Tensor]:
     """Forward and backward of one micro-batch: the sum of its first `real` rows' losses × `weight`
-    (rows past `real` only fill a short data-parallel share). Returns that loss sum (float64) and the
-    hits, both still on the device."""
-    logits = logits_of(model, batch, features, precision, trained)
-    labels = batch.labels.to(logits.device, non_blocking=True)
-    loss = nn.functional.cross_entropy(logits[:real], labels[:real], reduction="sum")
+    (rows past `real` only fill a short data-parallel share; `objectives` says what the loss is).
+    Returns that loss sum (float64) and the class hits (0 without classes), both still on the device."""
+    outputs = logits_of(model, batch, features, precision, trained)
+    logits, attributes = split_outputs(outputs[:real], model.downstream.config)
+    labels = batch.labels.to(outputs.device, non_blocking=True)[:real]
+    targets = batch.targets.to(outputs.device, non_blocking=True)[:real] if batch.targets is not None else None
+    loss = loss_sum(objective, logits, attributes, labels, targets)
     (loss * weight).backward()
-    return loss.detach().double(), (logits[:real].argmax(-1) == labels[:real]).sum()
+    hits = (logits.argmax(-1) == labels).sum() if logits is not None else torch.zeros((), device=outputs.device)
+    return loss.detach().double(), hits

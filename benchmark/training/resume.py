@@ -48,6 +48,7 @@ class EpochLog:
     upstream_lr: float
     seconds: float
     padding_ratio: float
+    valid_ccc: float | None = None  # mean CCC of the attributes (dimensional tasks); valid_wa/ua None without classes
 
 
 @dataclass
