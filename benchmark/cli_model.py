@@ -70,12 +70,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attribute_names(predictions: Sequence) -> list[str]:
+    return list(predictions[0].attributes) if predictions and predictions[0].attributes else []
+
+
 def format_table(labels: Sequence[str], predictions: Sequence) -> str:
-    """One line per file: name, predicted emotion, probability of every label."""
+    """One line per file: name, predicted emotion, probability of every label; arousal, valence and
+    dominance (on [0, 1]) for dimensional models."""
     width = max([len(p.file) for p in predictions] + [4])
-    lines = [f"{'file':<{width}}  emotion  " + "  ".join(f"{label:>6}" for label in labels)]
+    attributes = _attribute_names(predictions)
+    lines = [f"{'file':<{width}}  " + ("emotion  " if labels else "")
+             + "  ".join(f"{name:>9}" if name in attributes else f"{name:>6}" for name in (*labels, *attributes))]
     for p in predictions:
-        lines.append(f"{p.file:<{width}}  {p.emotion:<7}  " + "  ".join(f"{p.probabilities[l]:6.3f}" for l in labels))
+        cells = [f"{p.probabilities[l]:6.3f}" for l in labels] + [f"{p.attributes[a]:9.3f}" for a in attributes]
+        lines.append(f"{p.file:<{width}}  " + (f"{p.emotion:<7}  " if labels else "") + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -87,12 +95,14 @@ def results_text(path: Path, labels: Sequence[str], predictions: Sequence, failu
                            "failures": [asdict(f) for f in failures]}, indent=1) + "\n"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "emotion", *labels, "seconds", "chunks", "error"])
+    attributes = _attribute_names(predictions)
+    writer.writerow(["file", "emotion", *labels, *attributes, "seconds", "chunks", "error"])
     for p in predictions:
         seconds = "" if p.seconds is None else f"{p.seconds:.3f}"  # text-only models read no audio
-        writer.writerow([p.file, p.emotion, *(f"{p.probabilities[l]:.6f}" for l in labels), seconds, p.chunks, ""])
+        writer.writerow([p.file, p.emotion, *(f"{p.probabilities[l]:.6f}" for l in labels),
+                         *(f"{p.attributes[a]:.6f}" for a in attributes), seconds, p.chunks, ""])
     for f in failures:
-        writer.writerow([f.file, "", *[""] * len(labels), "", "", f.reason])
+        writer.writerow([f.file, "", *[""] * (len(labels) + len(attributes)), "", "", f.reason])
     return buffer.getvalue()
 
 

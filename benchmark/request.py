@@ -113,6 +113,9 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
         experiments = load_table(request.table or 1)
         experiments = select(experiments, request.experiments) if request.experiments else experiments
         check_compare(request.compare, [e.id for e in experiments])
+        if request.task == "dimensional":
+            raise ConfigError("--task dimensional: tables report classes; run one recipe (--upstream X --downstream Y) "
+                              "or --task both for a table with CCC columns")
         if request.task != "categorical":  # --task applies to every row of the table
             experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
         return f"table{request.table or 1}", experiments

@@ -20,6 +20,7 @@ class Turn:
     label: str
     text: str
     seconds: float = 1.0
+    vad: tuple[float, float, float] = (2.5, 3.0, 2.5)  # the label line's [V, A, D]
 
 
 def tone(label: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -43,7 +44,7 @@ def write_tree(root: Path, turns: list[Turn], seed: int = 0, annotator_lines: bo
         start = 1.0
         for turn in members:
             end = start + turn.seconds
-            labels.append(f"[{start:.4f} - {end:.4f}]\t{turn.utterance_id}\t{turn.label}\t[2.5000, 3.0000, 2.5000]")
+            labels.append(f"[{start:.4f} - {end:.4f}]\t{turn.utterance_id}\t{turn.label}\t[{turn.vad[0]:.4f}, {turn.vad[1]:.4f}, {turn.vad[2]:.4f}]")
             if annotator_lines:
                 labels += ["C-E1:\tNeutral state;\t()", "C-E2:\tAnger;\t(a bit)", "A-E1:\tval 3; act 2; dom  2;\t()"]
             labels.append("")
@@ -60,8 +61,14 @@ def write_tree(root: Path, turns: list[Turn], seed: int = 0, annotator_lines: bo
     return root
 
 
-def synthetic_turns(per_class: int = 4, seed: int = 0, extra_labels: bool = True) -> list[Turn]:
-    """Every session × speaker × class gets `per_class` turns across one impro and one script dialog."""
+# class → [V, A, D] that follow its tone's pitch and loudness (`TONE`), for the dimensional task
+RATED = {"neu": (3.0, 2.5, 2.5), "hap": (4.2, 3.6, 3.2), "exc": (4.0, 4.0, 3.5), "ang": (1.8, 4.4, 4.2),
+         "sad": (1.8, 1.6, 1.8), "fru": (2.2, 3.2, 3.0), "xxx": (3.0, 2.8, 2.8)}
+
+
+def synthetic_turns(per_class: int = 4, seed: int = 0, extra_labels: bool = True, rated: bool = False) -> list[Turn]:
+    """Every session × speaker × class gets `per_class` turns across one impro and one script dialog;
+    with `rated`, [V, A, D] ratings per class (`RATED`) with some spread, else a constant one."""
     rng = np.random.default_rng(seed)
     turns = []
     for session in range(1, 6):
@@ -76,5 +83,7 @@ def synthetic_turns(per_class: int = 4, seed: int = 0, extra_labels: bool = True
                     number = counters[kind]
                     counters[kind] += 1
                     uid = f"Ses{session:02d}{actor}_{kind}_{gender}{number:03d}"
-                    turns.append(Turn(uid, label, f"{label} sentence {number}", float(rng.uniform(0.6, 1.4))))
+                    seconds = float(rng.uniform(0.6, 1.4))
+                    vad = tuple(float(np.clip(v + rng.normal(0, 0.3), 1, 5)) for v in RATED[label]) if rated else None
+                    turns.append(Turn(uid, label, f"{label} sentence {number}", seconds, *([vad] if vad else [])))
     return turns

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from upstream.interface import SAMPLE_RATE, Batch
 
 from ..data.audio import AudioError
+from ..reporting.dimensional import ATTRIBUTES
 from ..training.batching import duration_batches
 from ..training.cache import select_layers
 from ..training.model import EmotionModel
@@ -44,9 +45,10 @@ class TranscriptsNeeded(ValueError):
 class Prediction:
     file: str
     emotion: str
-    probabilities: dict[str, float]
+    probabilities: dict[str, float]  # empty for a dimensional-only model
     seconds: float | None  # of audio at 16 kHz; None for text-only models, which read none
     chunks: int
+    attributes: dict[str, float] | None = None  # arousal, valence, dominance on [0, 1] (dimensional models)
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,9 @@ class EmotionPredictor:
         self.model = model.to(device).eval()
         self.config = config
         self.device = torch.device(device)
-        self.labels: tuple[str, ...] = config.labels
+        self.labels: tuple[str, ...] = config.labels if config.downstream.class_outputs else ()
         self.window_seconds = config.window_seconds
+        self.classes, self.width = config.downstream.class_outputs, config.downstream.outputs
 
     @property
     def needs_text(self) -> bool:
@@ -92,7 +95,8 @@ class EmotionPredictor:
 
     @torch.no_grad()
     def logits(self, batch: Batch) -> Tensor:
-        """(B, num_classes) float32 logits of a padded 16 kHz batch (texts used by text upstreams)."""
+        """(B, outputs) float32 head outputs of a padded 16 kHz batch (texts used by text upstreams): the
+        class logits, then the attributes for dimensional models."""
         batch = batch.to(self.device)
         outputs = []
         for upstream in self.model.upstreams:
@@ -102,8 +106,9 @@ class EmotionPredictor:
         return self.model.downstream(outputs).float()
 
     def _probabilities(self, items: Sequence[tuple[Tensor, str]], batch_seconds: float) -> Tensor:
-        """(N, num_classes) softmax probabilities of (wav, text) items, batched by duration."""
-        result = torch.zeros(len(items), len(self.labels))
+        """(N, width) of (wav, text) items, batched by duration: softmax probabilities of the classes,
+        then the attributes as regressed."""
+        result = torch.zeros(len(items), self.width)
         for indices in duration_batches([len(w) / SAMPLE_RATE for w, _ in items], batch_seconds):
             wavs = [items[i][0] for i in indices]
             lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
@@ -112,16 +117,25 @@ class EmotionPredictor:
                 padded[row, : len(wav)] = wav
             batch = Batch([str(i) for i in indices], padded, lengths, [items[i][1] for i in indices],
                           torch.zeros(len(indices), dtype=torch.long))
-            result[indices] = self.logits(batch).softmax(-1).cpu()
+            outputs = self.logits(batch).cpu()
+            result[indices] = torch.cat([outputs[:, : self.classes].softmax(-1), outputs[:, self.classes:]], -1)
         return result
 
     def _weighted_totals(self, items: Sequence[tuple[Tensor, str]], batch_seconds: float) -> Tensor:
-        """(N, num_classes): each chunk's probabilities × its length in samples."""
+        """(N, width + 1): each chunk's outputs × its length in samples, then that length."""
         weights = torch.tensor([float(len(w)) for w, _ in items])
-        return self._probabilities(items, batch_seconds) * weights[:, None]
+        return torch.cat([self._probabilities(items, batch_seconds) * weights[:, None], weights[:, None]], -1)
+
+    def _finish(self, total: Tensor) -> tuple[str, dict[str, float], dict[str, float] | None]:
+        """(emotion, class probabilities, attributes) from a weighted total of `_weighted_totals` rows."""
+        mean = total[:-1] / total[-1]
+        probabilities = dict(zip(self.labels, mean[: self.classes].tolist()))
+        emotion = max(probabilities, key=probabilities.__getitem__) if probabilities else ""
+        attributes = dict(zip(ATTRIBUTES, mean[self.classes:].tolist())) if self.width > self.classes else None
+        return emotion, probabilities, attributes
 
     def _predict_wavs(self, wavs: Sequence[Tensor], texts: Sequence[str], batch_seconds: float) -> list[Tensor]:
-        """Per recording, its chunks' probabilities averaged by chunk length."""
+        """Per recording, the weighted total of its chunks' outputs (`_finish` averages it by chunk length)."""
         window = max(1, int(self.window_seconds * SAMPLE_RATE))
         items: list[tuple[Tensor, str]] = []
         owner: list[int] = []
@@ -129,14 +143,14 @@ class EmotionPredictor:
             for piece in chunks(wav, window):
                 items.append((piece, text))
                 owner.append(index)
-        totals = torch.zeros(len(wavs), len(self.labels))
+        totals = torch.zeros(len(wavs), self.width + 1)
         totals.index_add_(0, torch.tensor(owner), self._weighted_totals(items, batch_seconds))
-        return list(totals / totals.sum(-1, keepdim=True))
+        return list(totals)
 
     def _predict_streamed(self, audio: AudioFile, text: str, batch_seconds: float) -> Prediction | Failure:
         """A long file's prediction, its chunks classified a batch at a time as they are decoded."""
         window = max(1, int(self.window_seconds * SAMPLE_RATE))
-        total, batch, count = torch.zeros(len(self.labels)), [], 0
+        total, batch, count = torch.zeros(self.width + 1), [], 0
         try:
             for piece in audio.chunks(window):
                 batch.append((piece, text))
@@ -150,23 +164,25 @@ class EmotionPredictor:
             return Failure(str(audio.path), str(error).removeprefix(f"{audio.path}: "))
         except Exception as error:  # noqa: BLE001 — reported as this file's failure
             return Failure(str(audio.path), f"model failed on it ({type(error).__name__}: {error})")
-        probabilities = dict(zip(self.labels, (total / total.sum()).tolist()))
-        return Prediction(str(audio.path), max(probabilities, key=probabilities.__getitem__), probabilities,
-                          audio.samples / SAMPLE_RATE, count)
+        emotion, probabilities, attributes = self._finish(total)
+        return Prediction(str(audio.path), emotion, probabilities, audio.samples / SAMPLE_RATE, count, attributes)
 
     def predict(self, wav: np.ndarray | Tensor, sample_rate: int, text: str | None = None) -> dict[str, float]:
-        """{label: probability} for one recording ((S,), (S, C) or (C, S) samples at `sample_rate`)."""
+        """{label: probability} for one recording ((S,), (S, C) or (C, S) samples at `sample_rate`); a
+        dimensional model's arousal, valence and dominance (on [0, 1]) under their names."""
         if self.needs_text and text is None:
             raise self._require_text("pass text=TRANSCRIPT")
-        (probabilities,) = self._predict_wavs([to_model_audio(wav, sample_rate)], [text or ""], 60.0)
-        return dict(zip(self.labels, probabilities.tolist()))
+        (total,) = self._predict_wavs([to_model_audio(wav, sample_rate)], [text or ""], 60.0)
+        _, probabilities, attributes = self._finish(total)
+        return probabilities | (attributes or {})
 
     def predict_text(self, text: str) -> dict[str, float]:
         """{label: probability} of one transcript, for a text-only model (no audio needed)."""
         if not self.config.text_only:
             raise ValueError("predict_text: this model also reads audio; use predict(wav, sample_rate, text)")
-        (probabilities,) = self._predict_wavs([torch.zeros(1)], [text], 60.0)
-        return dict(zip(self.labels, probabilities.tolist()))
+        (total,) = self._predict_wavs([torch.zeros(1)], [text], 60.0)
+        _, probabilities, attributes = self._finish(total)
+        return probabilities | (attributes or {})
 
     def predict_files(
         self,
@@ -229,10 +245,10 @@ class EmotionPredictor:
         predictions = []
         for start in range(0, len(known), FILES_PER_GROUP):
             group = known[start : start + FILES_PER_GROUP]
-            for (name, _), probabilities in zip(group, self._predict_wavs([silence] * len(group), [t for _, t in group],
-                                                                            batch_seconds)):
-                scores = dict(zip(self.labels, probabilities.tolist()))
-                predictions.append(Prediction(str(name), max(scores, key=scores.__getitem__), scores, None, 1))
+            for (name, _), total in zip(group, self._predict_wavs([silence] * len(group), [t for _, t in group],
+                                                                    batch_seconds)):
+                emotion, scores, attributes = self._finish(total)
+                predictions.append(Prediction(str(name), emotion, scores, None, 1, attributes))
         return predictions, failures
 
     def _open(self, path: Path, transcripts: dict[str, str] | None) -> tuple[AudioFile, str] | Failure:
@@ -262,9 +278,9 @@ class EmotionPredictor:
             if isinstance(outcome, Exception):
                 failures.append(Failure(str(path), f"model failed on it ({type(outcome).__name__}: {outcome})"))
                 continue
-            probabilities = dict(zip(self.labels, outcome.tolist()))
-            predictions.append(Prediction(str(path), max(probabilities, key=probabilities.__getitem__), probabilities,
-                                          len(wav) / SAMPLE_RATE, len(chunks(wav, window))))
+            emotion, probabilities, attributes = self._finish(outcome)
+            predictions.append(Prediction(str(path), emotion, probabilities, len(wav) / SAMPLE_RATE,
+                                          len(chunks(wav, window)), attributes))
         return predictions
 
     def _try_alone(self, wav: Tensor, text: str, batch_seconds: float) -> Tensor | Exception:

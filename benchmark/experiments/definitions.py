@@ -82,6 +82,7 @@ class Profile:
     keep: Literal["all", "reported", "average"] = "reported"
     dimensional_loss: Literal["ccc", "mse"] = "ccc"  # of the attributes (tasks dimensional and both)
     dimensional_weight: float = 1.0  # the attributes' loss weight beside cross-entropy in task both
+    dimensional_epochs: int | None = None  # epochs of a dimensional/both unit (regression converging slower); None: the stage's
     keep_cache: bool = False  # a feature cache is deleted once every unit of the run reading it finished; True keeps it
     note: str = ""  # opens every table of the profile (the demo's: stand-in models, not the paper's method)
 
@@ -98,6 +99,12 @@ class Profile:
     def finetune_for(self, upstream: str) -> TrainConfig:
         """Stage-1 settings of the registered upstream `upstream`."""
         return self.finetune_per_upstream.get(upstream, self.finetune)
+
+    def for_task(self, config: TrainConfig, task: str) -> TrainConfig:
+        """`config` as a unit of `task` trains it (`dimensional_epochs` for the tasks with attributes)."""
+        if task == "categorical" or self.dimensional_epochs is None:
+            return config
+        return replace(config, epochs=self.dimensional_epochs)
 
     def with_training(self, change: Callable[[TrainConfig], TrainConfig]) -> Profile:
         """This profile with `change` applied to every training config (both stages, per-upstream ones too)."""

@@ -173,7 +173,8 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
         return UnitCost(str(unit.directory(out).relative_to(out)), 0, 0, {}, 0, 0, 0,
                         {"weights": 0, "gradients": 0, "optimizer": 0, "activations": 0}, finished), unsized
     specs = {name: get_spec(name) for name in names}
-    config = profile.finetune_for(unit.upstream) if isinstance(unit, FinetuneUnit) else profile.frozen
+    config = profile.for_task(profile.finetune_for(unit.upstream) if isinstance(unit, FinetuneUnit) else profile.frozen,
+                              unit.task)
     utterances = [*fold.train, *fold.valid, *fold.test]
     layers = [specs[n].num_layers if unit_layers(unit) == "all" else 1 for n in names]
     downstream = _downstream(unit, profile, [(n_layers, specs[n].hidden_size, specs[n].downsample_rate)

@@ -132,7 +132,8 @@ def _task_key(experiment: ExperimentConfig, profile: Profile) -> list:
     """What the task adds to a unit's identity (nothing for the categorical task: keys stay as they were)."""
     if experiment.task == "categorical":
         return []
-    return [experiment.task, profile.dimensional_loss, profile.dimensional_weight if experiment.task == "both" else None]
+    return [experiment.task, profile.dimensional_loss, profile.dimensional_weight if experiment.task == "both" else None,
+            profile.dimensional_epochs]
 
 
 def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> Unit:

@@ -220,7 +220,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
         return build_unit_model(unit, ctx.out, ctx.profile, ctx.build)
 
     if isinstance(unit, FinetuneUnit):
-        return run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.finetune_for(unit.upstream),
+        return run_unit(unit.directory(ctx.out), build_model, fold,
+                        ctx.profile.for_task(ctx.profile.finetune_for(unit.upstream), unit.task),
                         unit.seed, ctx.store,
                         desc=f"fold {unit.fold} fine-tune {unit.label}", identity=unit.key, keep=ctx.profile.keep,
                         reported=ctx.kept_kinds(unit), labels=ctx.labels, objective=ctx.objective(unit))
@@ -233,7 +234,8 @@ def execute(unit: Unit, ctx: RunContext) -> UnitResult:
                                             ctx.profile.frozen.precision))
         return stores
 
-    result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.frozen, unit.seed, ctx.store,
+    result = run_unit(unit.directory(ctx.out), build_model, fold, ctx.profile.for_task(ctx.profile.frozen, unit.task),
+                      unit.seed, ctx.store,
                       features, desc=f"fold {unit.fold} {unit.aggregator} {unit.label}", identity=unit.key,
                       keep=ctx.profile.keep, reported=ctx.kept_kinds(unit), labels=ctx.labels,
                       objective=ctx.objective(unit))

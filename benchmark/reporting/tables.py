@@ -55,6 +55,8 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals
               *(CI_COLUMNS if ci else []), "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
               "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else []),
               "upstreams", "profile"]
+    rated = any(r.folds[k].dimensional for r in rows for k in r.folds)  # a task with attributes: their CCC too
+    header += list(CCC_COLUMNS) if rated else []
     lines = []
     for row in rows:
         e = row.experiment
@@ -72,8 +74,22 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals
                       f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
                       f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
                       paper_ua if paper_ua is not None else "", *differences,
-                      *([stats.resamples, stats.seed] if ci else []), row.ran, profile])
+                      *([stats.resamples, stats.seed] if ci else []), row.ran, profile,
+                      *(ccc_cells(row) if rated else [])])
     return header, lines
+
+
+CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")
+
+
+def ccc_cells(row: Row) -> list[str]:
+    """The row's CCC per attribute and their mean, each the mean over its folds ("" without attributes)."""
+    kind = row.experiment.checkpoint
+    scores = [row.folds[k].dimensional.get(kind) for k in sorted(row.folds)]
+    if not all(scores):
+        return [""] * len(CCC_COLUMNS)
+    per_fold = np.array([[*s["ccc"], s["ccc_mean"]] for s in scores])  # type: ignore[index]
+    return [f"{v:.3f}" for v in per_fold.mean(0)]
 
 
 def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
