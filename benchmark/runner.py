@@ -79,7 +79,7 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
         labels: tuple[str, ...] = iemocap.LABELS
     else:
         corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, not quiet,
-                             request.emobox_meta)
+                             request.emobox_meta, every_rated=request.task == "dimensional")
         chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
             list(corpus.utterances)
     if request.labels:  # restricted (and merged) classes: the folds keep only those

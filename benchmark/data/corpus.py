@@ -43,6 +43,7 @@ class CorpusOptions:
     split: str = "superb"  # IEMOCAP's train/valid split; other corpora draw theirs (`partitioned`)
     verbose: bool = True
     emobox_meta: Path | None = None  # `emobox:<dataset>`: an EmoBox checkout or its data/ folder
+    every_rated: bool = False  # the dimensional task: also utterances outside the label set that carry attributes
 
 
 @dataclass(frozen=True)
@@ -105,14 +106,14 @@ def corpus_info(name: str) -> CorpusInfo:
 
 
 def load_corpus(name: str, root: Path | str, strict: bool | None = None, split: str = "superb",
-                verbose: bool = False, emobox_meta: Path | None = None) -> Corpus:
+                verbose: bool = False, emobox_meta: Path | None = None, every_rated: bool = False) -> Corpus:
     """The corpus `name` read from `root` (`.labels`, `.utterances`, `.folds`, each fold with `.train`,
     `.valid`, `.test`); `emobox:<dataset>` reads EmoBox's metadata from `emobox_meta`."""
     info = corpus_info(name)
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: corpus folder does not exist; expected {info.layout}")
-    options = CorpusOptions(strict, split, verbose, emobox_meta)
+    options = CorpusOptions(strict, split, verbose, emobox_meta, every_rated)
     namespace, _, rest = name.partition(":")
     if rest and namespace in _NAMESPACES:
         return _NAMESPACES[namespace](rest, root, options)

@@ -16,7 +16,7 @@ from pathlib import Path
 import soundfile
 
 from .corpus import Corpus, CorpusInfo, CorpusOptions, register_corpus
-from .iemocap import CorpusError, Utterance
+from .iemocap import NO_CLASS, CorpusError, Utterance
 from .partitioned import first_names
 from .splits import Fold, split_hash
 
@@ -58,17 +58,18 @@ def read_msp_podcast(root: Path, options: CorpusOptions) -> Corpus:
     utterances, parts, missing = [], {}, []
     for number, row in enumerate(_rows(labels_file), start=2):
         code, split = row["EmoClass"].strip(), row["Split_Set"].strip()
-        if code not in CLASSES or split not in ("Train", "Development", *TEST_SETS):
-            continue  # other / no agreement, or a split this reader does not use
+        if (code not in CLASSES and not options.every_rated) or split not in ("Train", "Development", *TEST_SETS):
+            continue  # other / no agreement (kept for the dimensional task), or a split this reader does not use
         path = audio_dir / row["FileName"]
         if not path.is_file():
             missing.append(row["FileName"])
             continue
         meta = soundfile.info(str(path))
-        label = CLASSES[code]
+        label = CLASSES.get(code, f"class {code}")
         utterance = Utterance(Path(row["FileName"]).stem, path, label, 0, row["SpkrID"].strip(),
                               row["Gender"].strip()[:1].upper(), "", meta.frames / meta.samplerate,
-                              INFO.classes.index(label), _attributes(row, f"{labels_file}:{number}"),
+                              INFO.classes.index(label) if code in CLASSES else NO_CLASS,
+                              _attributes(row, f"{labels_file}:{number}"),
                               int(meta.samplerate), (1.0, 7.0))
         utterances.append(utterance)
         parts[utterance.id] = split

@@ -234,3 +234,6 @@ def test_msp_podcast_folds_are_its_release_partition_with_attributes_kept(tmp_pa
     with pytest.raises(CorpusError, match="1 files that labels_consensus.csv lists are not there"):
         load_corpus("msp_podcast", tmp_path / "MSP")
     assert len(load_corpus("msp_podcast", tmp_path / "MSP", strict=False).utterances) == 17
+    rated = load_corpus("msp_podcast", tmp_path / "MSP", strict=False, every_rated=True)  # the dimensional task
+    assert len(rated.utterances) == 19 and sum(u.label_index < 0 for u in rated.utterances) == 2
+    assert {u.attribute_range for u in rated.utterances} == {(1.0, 7.0)}
