@@ -24,7 +24,7 @@ from .data.splits import Fold
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.plan import RunSettings, Unit, unit_for
 from .experiments.stages import checkpoint_file
-from .reporting.dimensional import write_scatter
+from .reporting.dimensional import fold_mean_interval, unit_folds, write_scatter
 from .reporting.metrics import mean_and_std
 from .reporting.results import CHECKPOINT_KINDS, UnitResult, load_result
 from .reporting.rows import Row
@@ -32,7 +32,8 @@ from .reporting.sections import comparison_text
 from .reporting.tables import write_table
 from .training import distributed
 
-DIMENSIONAL_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")
+DIMENSIONAL_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_mean_ci_low",
+                       "ccc_mean_ci_high")
 RECIPE_COLUMNS = ("upstream", "downstream", "stage", "checkpoint", "fold", "split", "split_hash", "n_train",
                   "n_valid", "n_test", "best_epoch", "wa", "ua", "macro_f1", "valid_wa", "valid_ua", "upstreams_run",
                   "profile")
@@ -104,7 +105,7 @@ def _ccc_cells(result: UnitResult | None, kind: str, values: list[float] | None 
         assert result is not None
         scores = result.dimensional[kind]
         values = [*scores["ccc"], scores["ccc_mean"]]
-    return [f"{v:.3f}" for v in values]
+    return [f"{v:.3f}" for v in values] + [""] * (len(DIMENSIONAL_COLUMNS) - len(values))
 
 
 def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitResult], ran: str, profile: str) -> str:
@@ -127,10 +128,12 @@ def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitRe
                  else (math.nan, math.nan) for m in ("wa", "ua", "macro_f1")]
         ccc_stats = [mean_and_std([[*r.dimensional[kind]["ccc"], r.dimensional[kind]["ccc_mean"]][a] for r in results])
                      for a in range(4)] if dimensional else []
+        interval = fold_mean_interval(unit_folds(results, kind))[1:] if dimensional else None  # of the mean CCC
         for name, index in (("mean", 0), ("std", 1)):
+            cells = [s[index] for s in ccc_stats] + ([interval[0][-1], interval[1][-1]] if interval and index == 0 else [])
             lines.append(",".join([upstream, experiment.aggregator, stage, kind, name, *[""] * 6,
                                    *(_number(stat[index]) for stat in stats), "", "", quoted, profile,
-                                   *(_ccc_cells(None, kind, [s[index] for s in ccc_stats]) if dimensional else ())]))
+                                   *(_ccc_cells(None, kind, cells) if dimensional else ())]))
     return "\n".join(lines) + "\n"
 
 

@@ -75,23 +75,27 @@ def _resampled_fold_means(folds: Sequence[tuple[np.ndarray, np.ndarray]], resamp
 
 def fold_mean_interval(folds: Sequence[tuple[ArrayLike, ArrayLike]], resamples: int = 2_000, seed: int = 0,
                        level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fold-mean CCC per attribute and its percentile bootstrap interval: (mean, low, high), each (A,)."""
+    """Fold-mean CCC per attribute, then their mean, with percentile bootstrap intervals: (mean, low,
+    high), each (A + 1,)."""
     arrays = [(np.asarray(t, dtype=np.float64), np.asarray(p, dtype=np.float64)) for t, p in folds]
     observed = np.mean([ccc(t, p) for t, p in arrays], axis=0)
     draws = _resampled_fold_means(arrays, resamples, np.random.default_rng(seed))
+    draws = np.concatenate([draws, draws.mean(-1, keepdims=True)], -1)
     low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)], axis=0)
-    return observed, low, high
+    return np.append(observed, observed.mean()), low, high
 
 
 def paired_difference(folds: Sequence[tuple[ArrayLike, ArrayLike, ArrayLike]], resamples: int = 2_000,
                       seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two rows on the same utterances, per fold (truth, predicted by A, predicted by B): the fold-mean
-    CCC difference A − B per attribute, its bootstrap interval, and a two-sided bootstrap p-value
-    (twice the share of resampled differences on the other side of 0)."""
+    CCC difference A − B per attribute and of their mean (A + 1 values), its bootstrap interval, and a
+    two-sided bootstrap p-value (twice the share of resampled differences on the other side of 0)."""
     arrays = [tuple(np.asarray(v, dtype=np.float64) for v in fold) for fold in folds]
     observed = np.mean([ccc(t, a) - ccc(t, b) for t, a, b in arrays], axis=0)
+    observed = np.append(observed, observed.mean())
     draws = _resampled_fold_means([(t, a) for t, a, _ in arrays], resamples, np.random.default_rng(seed),
                                   paired=[b for _, _, b in arrays])
+    draws = np.concatenate([draws, draws.mean(-1, keepdims=True)], -1)
     low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)], axis=0)
     other_side = np.where(observed >= 0, (draws <= 0).mean(0), (draws >= 0).mean(0))
     return observed, low, high, np.minimum(1.0, 2 * other_side)
@@ -125,3 +129,31 @@ def write_scatter(path: Path, results: Sequence[Any], kind: str, title: str) -> 
     truth = np.concatenate([r.dimensional[kind]["targets"] for r in results])
     predicted = np.concatenate([r.dimensional[kind]["predictions"] for r in results])
     atomic_write_figure(path, scatter_figure(truth, predicted, title))
+
+
+def unit_folds(results: Sequence[Any], kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(targets, predictions) per fold of finished units' attribute scores (`UnitResult.dimensional`)."""
+    return [(np.asarray(r.dimensional[kind]["targets"]), np.asarray(r.dimensional[kind]["predictions"]))
+            for r in results]
+
+
+PAIRWISE_CCC_COLUMNS = ["a", "b", "n", "ccc_mean_diff", "diff_low", "diff_high", "p", "resamples", "seed"]
+
+
+def pairwise_ccc_rows(rows: Sequence[Any], resamples: int = 2_000, seed: int = 0) -> list[list[object]]:
+    """Every pair of rated table rows (a < b): fold-mean mean-CCC difference a − b on the same test
+    utterances, its paired bootstrap interval and p-value (seeded per pair)."""
+    lines: list[list[object]] = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            folds = []
+            for k in sorted(set(a.folds) & set(b.folds)):
+                ra, rb = a.folds[k], b.folds[k]
+                if ra.test_ids != rb.test_ids:
+                    raise ValueError(f"rows {a.experiment.id} and {b.experiment.id} tested other utterances in fold {k}")
+                da, db = ra.dimensional[a.experiment.checkpoint], rb.dimensional[b.experiment.checkpoint]
+                folds.append((da["targets"], da["predictions"], db["predictions"]))
+            difference, low, high, p = paired_difference(folds, resamples, seed + 1000 * a.experiment.id + b.experiment.id)
+            lines.append([a.experiment.id, b.experiment.id, sum(len(f[0]) for f in folds), f"{difference[-1]:+.3f}",
+                          f"{low[-1]:+.3f}", f"{high[-1]:+.3f}", f"{p[-1]:.4f}", resamples, seed])
+    return lines

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..common.io import atomic_write_figure, atomic_write_text
+from .dimensional import PAIRWISE_CCC_COLUMNS, fold_mean_interval, pairwise_ccc_rows, unit_folds
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import mean_and_std
 from .results import UnitResult
@@ -75,21 +76,23 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals
                       f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
                       paper_ua if paper_ua is not None else "", *differences,
                       *([stats.resamples, stats.seed] if ci else []), row.ran, profile,
-                      *(ccc_cells(row) if rated else [])])
+                      *(ccc_cells(row, stats) if rated else [])])
     return header, lines
 
 
-CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")
+CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_mean_ci_low", "ccc_mean_ci_high")
 
 
-def ccc_cells(row: Row) -> list[str]:
-    """The row's CCC per attribute and their mean, each the mean over its folds ("" without attributes)."""
+def ccc_cells(row: Row, stats: StatsConfig = StatsConfig()) -> list[str]:
+    """The row's CCC per attribute and their mean, each the mean over its folds, and the bootstrap
+    interval of that mean ("" without attributes)."""
     kind = row.experiment.checkpoint
-    scores = [row.folds[k].dimensional.get(kind) for k in sorted(row.folds)]
-    if not all(scores):
+    results = [row.folds[k] for k in sorted(row.folds)]
+    if not all(r.dimensional.get(kind) for r in results):
         return [""] * len(CCC_COLUMNS)
-    per_fold = np.array([[*s["ccc"], s["ccc_mean"]] for s in scores])  # type: ignore[index]
-    return [f"{v:.3f}" for v in per_fold.mean(0)]
+    mean, low, high = fold_mean_interval(unit_folds(results, kind), min(stats.resamples, 2_000), stats.seed,
+                                         stats.level)
+    return [f"{v:.3f}" for v in (*mean, low[-1], high[-1])]
 
 
 def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
@@ -225,6 +228,10 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
     atomic_write_text(out / f"{name}_pairwise.csv", csv_text(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
     atomic_write_text(out / f"{name}_recall.csv", csv_text(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
                                                         recall_rows(rows, intervals)))
+    rated = [r for r in rows if all(r.folds[k].dimensional for k in r.folds)]
+    if len(rated) > 1:  # tasks with attributes: their CCC compared pair by pair
+        atomic_write_text(out / f"{name}_pairwise_ccc.csv", csv_text(PAIRWISE_CCC_COLUMNS, pairwise_ccc_rows(
+            rated, min(stats.resamples, 2_000), stats.seed)))
     atomic_write_text(out / f"{name}_layers.csv", csv_text(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
                                                         "weight"], layer_lines))
     atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections,

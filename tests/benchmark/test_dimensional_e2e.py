@@ -47,7 +47,10 @@ def test_dimensional_recipe_reports_ccc_ranks_by_it_and_uses_every_rated_turn(ra
     out = tmp_path / "dim"
     csv_path = run(_request(rated_corpus, out, profile=replace(PROFILE, keep="all")))
     rows = _rows(csv_path)
-    assert list(rows[0])[-4:] == ["ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"]
+    assert list(rows[0])[-6:] == ["ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_mean_ci_low",
+                                  "ccc_mean_ci_high"]
+    mean = next(r for r in rows if r["checkpoint"] == "average" and r["fold"] == "mean")
+    assert float(mean["ccc_mean_ci_low"]) < float(mean["ccc_mean"]) < float(mean["ccc_mean_ci_high"])
     fold = next(r for r in rows if r["checkpoint"] == "average" and r["fold"] == "1")
     assert fold["wa"] == "" and float(fold["ccc_mean"]) > 0.3
     every = [u for u in iemocap.load(rated_corpus, strict=False, verbose=False, every_turn=True) if u.session == 1]
@@ -108,6 +111,7 @@ def test_a_table_of_both_tasks_has_ccc_columns_and_dimensional_tables_are_refuse
                          profile=PROFILE, strict=False, threads=1)
     (row,) = _rows(run(request))
     assert float(row["ccc_mean"]) > 0.2 and float(row["wa_mean"]) > 25.0
+    assert float(row["ccc_mean_ci_low"]) < float(row["ccc_mean"]) < float(row["ccc_mean_ci_high"])
     unit = next((tmp_path / "t" / "runs" / "fbank").glob("ecapa-*/fold1"))
     scores = json.loads((unit / "result.json").read_text())["dimensional"]["average"]
     assert float(row["ccc_arousal"]) == pytest.approx(scores["ccc"][0], abs=6e-4)

@@ -47,7 +47,8 @@ def test_fold_mean_interval_and_paired_difference():
         truth = rng.normal(3, 1, (size, 3))
         folds.append((truth, truth + rng.normal(0, 0.5, truth.shape), truth + rng.normal(0, 1.5, truth.shape)))
     mean, low, high = fold_mean_interval([(t, a) for t, a, _ in folds], resamples=500)
-    assert mean == pytest.approx(np.mean([ccc(t, a) for t, a, _ in folds], axis=0))
+    per_attribute = np.mean([ccc(t, a) for t, a, _ in folds], axis=0)
+    assert mean == pytest.approx([*per_attribute, per_attribute.mean()]) and len(low) == 4
     assert np.all(low < mean) and np.all(mean < high)
     difference, d_low, d_high, p = paired_difference(folds, resamples=500)
     assert np.all(difference > 0) and np.all(d_low > 0) and np.all(p < 0.01)  # A predicts far better than B
@@ -55,3 +56,21 @@ def test_fold_mean_interval_and_paired_difference():
     assert np.all(same == 0) and np.all(p_same == 1.0)
     again = fold_mean_interval([(t, a) for t, a, _ in folds], resamples=500)
     assert np.array_equal(again[1], low)  # seeded: the same draws
+
+
+def test_pairwise_ccc_rows_compare_table_rows_on_their_shared_utterances():
+    from types import SimpleNamespace
+
+    from benchmark.reporting.dimensional import pairwise_ccc_rows
+
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(0, 1, (80, 3))
+
+    def row(ident: int, noise: float) -> SimpleNamespace:
+        predicted = truth + rng.normal(0, noise, truth.shape)
+        result = SimpleNamespace(test_ids=[f"u{i}" for i in range(80)],
+                                 dimensional={"average": {"targets": truth.tolist(), "predictions": predicted.tolist()}})
+        return SimpleNamespace(experiment=SimpleNamespace(id=ident, checkpoint="average"), folds={1: result})
+
+    (line,) = pairwise_ccc_rows([row(3, 0.05), row(5, 0.6)], resamples=300)
+    assert line[:3] == [3, 5, 80] and float(line[3]) > 0 and float(line[4]) > 0 and float(line[6]) < 0.01
