@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", type=Path, required=True, help="model folder to write (new, empty or a model folder)")
     export.add_argument("--checkpoint", choices=("average", "best"), default="average",
                         help="top-k averaged weights (default) or the best epoch's")
+    export.add_argument("--format", choices=("bundle", "transformers"), default="bundle",
+                        help="bundle (default: every row, for `predict`) or transformers (an audio-classification "
+                             "folder for AutoModelForAudioClassification / pipeline; fine-tuned mean-pooling rows)")
     export.add_argument("--window", type=_positive, default=None,
                         help="seconds per chunk when predicting long recordings (default 20)")
     predict = commands.add_parser("predict", help="predict the emotion of audio files or folders")
@@ -60,6 +63,16 @@ def _export(args: argparse.Namespace) -> int:
     from .deploy.bundle import DEFAULT_WINDOW_SECONDS
     from .deploy.export import export_fold
 
+    if args.format == "transformers":
+        from .deploy.export import trained_model
+        from .deploy.hf_export import check_expressible, export_transformers
+
+        check_expressible(args.run, args.experiment)
+        trained = trained_model(args.run, args.experiment, args.fold, args.checkpoint)
+        export_transformers(trained, args.to)
+        print(f"exported experiment {args.experiment} fold {args.fold} ({args.checkpoint} checkpoint) as a transformers "
+              f"audio-classification model → {args.to}")
+        return 0
     config = export_fold(args.run, args.experiment, args.fold, args.to, args.checkpoint,
                          args.window or DEFAULT_WINDOW_SECONDS)
     test = config.reference["test"]

@@ -471,3 +471,41 @@ def test_ambiguous_transcript_keys_are_an_error_naming_them(small_corpus, tmp_pa
     by_path = tmp_path / "paths.csv"
     by_path.write_text(f"file,text\n{a},so happy\n{b},so sad\n")
     assert main(["predict", "--model", str(folder), str(a), str(b), "--transcripts", str(by_path)]) == 0
+
+
+# export --format transformers: the trained tiny model opens in transformers alone and gives our
+# probabilities; rows transformers cannot express are refused in one line.
+@pytest.fixture(scope="module")
+def hf_folder(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    to = tmp_path_factory.mktemp("hf") / "model"
+    assert main(["export", "--run", str(run_dir / "tiny_hubert_mean.json"), "--experiment", "0", "--fold", "1",
+                 "--to", str(to), "--format", "transformers"]) == 0
+    return to
+
+
+def test_the_pipeline_gives_our_probabilities(hf_folder, exported, small_corpus):
+    from transformers import AutoModelForAudioClassification, pipeline
+
+    config = json.loads((hf_folder / "config.json").read_text())
+    assert config["id2label"] == {str(i): label for i, label in enumerate(iemocap.LABELS)}
+    assert {"model.safetensors", "preprocessor_config.json", "README.md"} <= {p.name for p in hf_folder.iterdir()}
+    model = AutoModelForAudioClassification.from_pretrained(hf_folder)
+    assert type(model).__name__ == "HubertForSequenceClassification"
+    classify = pipeline("audio-classification", model=str(hf_folder), device="cpu")
+    ours = load_model(exported[0], "cpu")
+    for path in sorted((small_corpus / "Session1").rglob("*.wav"))[:4]:
+        wav, rate = soundfile.read(str(path), dtype="float32")
+        theirs = {p["label"]: p["score"] for p in classify({"raw": wav, "sampling_rate": rate}, top_k=None)}
+        expected = ours.predict(wav, rate)
+        assert theirs == pytest.approx(expected, abs=1e-4), path.name
+    assert "WA" in (hf_folder / "README.md").read_text() and "license:" in (hf_folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("experiment", [9, 6, 10])
+def test_rows_transformers_cannot_express_are_refused_in_one_line(experiment, run_dir, tmp_path, capsys):
+    to = tmp_path / "m"
+    assert main(["export", "--run", str(run_dir), "--experiment", str(experiment), "--fold", "1", "--to", str(to),
+                 "--format", "transformers"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "supported: the fine-tuned mean-pooling rows" in lines[0]
+    assert not to.exists()
