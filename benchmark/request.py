@@ -61,9 +61,9 @@ def resolve_profile(request: RunRequest) -> Profile:
         profile = request.profile
     else:
         profile = load_profile(request.profile or ("demo" if request.data is None else "paper"))
-    if request.epochs is not None:
+    if request.epochs is not None:  # --epochs wins over the profile's, the dimensional tasks' too
         epochs = request.epochs
-        profile = profile.with_training(lambda c: replace(c, epochs=epochs))
+        profile = replace(profile.with_training(lambda c: replace(c, epochs=epochs)), dimensional_epochs=None)
     if request.upstream_ckpt and request.upstream in profile.upstreams:
         profile = replace(profile, upstreams={k: v for k, v in profile.upstreams.items() if k != request.upstream})
     return profile.resolved_for(request.device or default_device().type)

@@ -86,9 +86,24 @@ def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet
         spec = parse_label_spec(request.labels)
         chosen, labels = restrict(chosen, labels, spec, request.corpus), spec.classes
         utterances = list({u.id: u for f in chosen for u in (*f.train, *f.valid, *f.test)}.values())
+    check_task_data(request, [u for f in chosen for u in (*f.train, *f.valid, *f.test)])
     split_folds = {f.index: f for f in chosen}
     return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
                       data_fingerprint(utterances), labels)
+
+
+def check_task_data(request: RunRequest, utterances: list) -> None:
+    """Before anything is written: a task with attributes needs them on every utterance; `--labels`
+    restricts classes, which the dimensional task (every rated utterance) does not use."""
+    if request.task == "categorical":
+        return
+    if request.labels and request.task == "dimensional":
+        raise ConfigError("--labels chooses classes; --task dimensional uses every rated utterance (give --task both)")
+    unrated = [u.id for u in utterances if u.attributes is None]
+    if unrated:
+        raise ConfigError(f"--task {request.task}: {len(unrated)} utterance(s) of {request.corpus} have no arousal/"
+                          f"valence/dominance ratings (first: {unrated[0]}); the corpora with ratings are IEMOCAP and "
+                          "MSP-Podcast")
 
 
 def cross_corpus(request: RunRequest, folds: tuple[int, ...], quiet: bool) -> CorpusRead:
@@ -250,6 +265,8 @@ def run_seeds(request: RunRequest) -> Path | None:
     """`--seeds N`: the request trained with seeds seed … seed + N − 1, each a run of its own (the
     first seed last, so the table on disk is its), then `<name>_seeds.csv`: the spread over seeds."""
     seeds = [request.seed + i for i in range(request.seeds)]
+    if request.corpora or request.test_corpus:
+        raise ConfigError("--seeds repeats one table or recipe on one corpus; not with --corpora or --test-corpus")
     if request.estimate:
         print(f"estimate of seed {seeds[0]}; --seeds {len(seeds)} trains {len(seeds)} times as many units")
         return run(replace(request, seeds=1))
@@ -280,6 +297,9 @@ def run_corpora(request: RunRequest) -> Path | None:
         raise ConfigError("--corpora runs one recipe (--upstream X --downstream Y) on each corpus, not a table")
     if request.data is None:
         raise ConfigError("--corpora needs --data DIR holding one folder per corpus, named as it (DIR/ravdess, ...)")
+    if request.task != "categorical":
+        raise ConfigError("--corpora reports classes (WA, UA, macro-F1); run each corpus with --corpus for --task "
+                          f"{request.task}")
     lines, main = [], distributed.world().is_main
     for name in request.corpora:
         one = replace(request, corpus=name, data=request.data / name, out=request.out / name, corpora=())

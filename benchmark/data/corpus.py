@@ -125,6 +125,8 @@ def format_corpus_table() -> str:
     header = ("name", "classes", "folds", "utterances", "offline", "licence", "where to obtain it")
     rows = [(i.name, f"{len(i.classes)} ({', '.join(i.classes)})", str(i.folds), str(i.utterances or "by release"),
              "yes (demo)" if i.offline else "no", i.licence, i.obtain) for i in corpus_infos()]
+    rows += [(f"{namespace}:<dataset>", "its label_map.json", "its fold_<k>", "-", "no", "the dataset's own",
+              "an EmoBox checkout (--emobox-meta) and the audio (--data)") for namespace in sorted(_NAMESPACES)]
     widths = [max(len(r[c]) for r in (header, *rows)) for c in range(len(header) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths)) + "  " + row[-1]
                      for row in (header, *rows))

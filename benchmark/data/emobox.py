@@ -53,9 +53,14 @@ def read_emobox(dataset: str, root: Path, options: CorpusOptions) -> Corpus:
     if options.emobox_meta is None:
         raise CorpusError(f"--corpus {PREFIX}{dataset} needs --emobox-meta DIR (an EmoBox checkout or its data/ folder)")
     folder = dataset_dir(options.emobox_meta, dataset)
-    label_map = json.loads((folder / "label_map.json").read_text(encoding="utf-8"))
+    try:
+        label_map = json.loads((folder / "label_map.json").read_text(encoding="utf-8"))
+        assert isinstance(label_map, dict)
+    except (OSError, ValueError, AssertionError):
+        raise CorpusError(f"{folder / 'label_map.json'}: not a JSON object mapping emotions to classes") from None
     classes = tuple(sorted({v.lower() for v in label_map.values()}))
-    fold_dirs = sorted((d for d in folder.glob("fold_*") if d.is_dir()), key=lambda d: int(d.name.split("_")[1]))
+    fold_dirs = sorted((d for d in folder.glob("fold_*") if d.is_dir() and d.name[5:].isdigit()),
+                       key=lambda d: int(d.name[5:]))
     if not fold_dirs:
         raise CorpusError(f"{folder}: no fold_<k> folders")
     roles: dict[int, dict[str, str]] = {}
@@ -65,7 +70,11 @@ def read_emobox(dataset: str, root: Path, options: CorpusOptions) -> Corpus:
         roles[k] = {}
         for role in ("train", "test"):
             path = fold_dir / f"{dataset}_{role}_fold_{k}.jsonl"
-            for entry in _entries(path):
+            for number, entry in enumerate(_entries(path), 1):
+                missing_fields = [f for f in ("key", "wav", "emo") if f not in entry]
+                if missing_fields:
+                    raise CorpusError(f"{path}:{number}: no {', '.join(missing_fields)} in the entry; expected EmoBox's "
+                                      "key, wav and emo fields")
                 entries.setdefault(entry["key"], entry | {"_from": str(path)})
                 roles[k][entry["key"]] = role
     by_name: dict[str, Path] | None = None

@@ -16,6 +16,6 @@ INFO = CorpusInfo(
 @register_corpus(INFO)
 def read_iemocap(root: Path, options: CorpusOptions) -> Corpus:
     """4 classes (excited merged into happy), 5 folds, SUPERB's split (or `options.split`)."""
-    utterances = iemocap.load(root, strict=options.strict, verbose=options.verbose)
+    utterances = iemocap.load(root, strict=options.strict, verbose=options.verbose, every_turn=options.every_rated)
     folds = splits.folds(utterances, options.split)  # type: ignore[arg-type]
     return Corpus(INFO, iemocap.LABELS, tuple(utterances), tuple(folds))

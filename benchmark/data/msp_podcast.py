@@ -37,9 +37,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise CorpusError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-            return list(reader)
+            rows = list(reader)
     except OSError as error:
         raise CorpusError(f"{path}: cannot read ({error.strerror}); expected {INFO.layout}") from None
+    for number, row in enumerate(rows, start=2):
+        if any(row.get(c) is None for c in COLUMNS):
+            raise CorpusError(f"{path}:{number}: the row has fewer fields than the header ({', '.join(COLUMNS)})")
+    return rows
 
 
 def _attributes(row: dict[str, str], where: str) -> tuple[float, float, float]:

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 ATTRIBUTES = ("arousal", "valence", "dominance")
+CHUNK = 50  # bootstrap resamples drawn at once
 
 
 def ccc(truth: ArrayLike, predicted: ArrayLike) -> np.ndarray:
@@ -65,11 +66,14 @@ def _resampled_fold_means(folds: Sequence[tuple[np.ndarray, np.ndarray]], resamp
     `paired` (a second row's predictions per fold, same utterances), the difference first − second."""
     total = 0.0
     for index, (truth, predicted) in enumerate(folds):
-        draws = rng.integers(0, len(truth), size=(resamples, len(truth)))
-        value = ccc(truth[draws], predicted[draws])
-        if paired is not None:
-            value = value - ccc(truth[draws], paired[index][draws])
-        total = total + value
+        parts = []
+        for start in range(0, resamples, CHUNK):  # (chunk, N, A) at a time: memory stays bounded for large folds
+            draws = rng.integers(0, len(truth), size=(min(CHUNK, resamples - start), len(truth)))
+            value = ccc(truth[draws], predicted[draws])
+            if paired is not None:
+                value = value - ccc(truth[draws], paired[index][draws])
+            parts.append(value)
+        total = total + np.concatenate(parts)
     return total / len(folds)
 
 

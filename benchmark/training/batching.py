@@ -86,21 +86,20 @@ class AudioStore:
         return wav.float() / 32767.0
 
 
-def make_batch(utterances: Sequence[Utterance], store: AudioStore, audio: bool = True) -> Batch:
+def make_batch(utterances: Sequence[Utterance], store: AudioStore, audio: bool = True, targets: bool = False) -> Batch:
     """Zero-padded (B, S) batch with per-row lengths, transcripts and label indices.
 
     `audio=False` (features come from a cache): no waveform is read or padded; `wavs` is (B, 0) and
     `wav_lens` holds the true lengths in samples."""
     labels = torch.tensor([u.label_index for u in utterances], dtype=torch.long)
     ids, texts = [u.id for u in utterances], [u.text for u in utterances]
-    targets = (torch.tensor([u.scaled_attributes for u in utterances], dtype=torch.float32)
-               if all(u.attributes is not None for u in utterances) else None)
+    rated = torch.tensor([u.scaled_attributes for u in utterances], dtype=torch.float32) if targets else None
     if not audio:
         lengths = torch.tensor([round(u.duration * SAMPLE_RATE) for u in utterances], dtype=torch.long)
-        return Batch(ids, torch.zeros(len(utterances), 0), lengths, texts, labels, targets)
+        return Batch(ids, torch.zeros(len(utterances), 0), lengths, texts, labels, rated)
     wavs = [store.get(u) for u in utterances]
     lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
     padded = torch.zeros(len(wavs), int(lengths.max()))
     for row, wav in enumerate(wavs):
         padded[row, : len(wav)] = wav
-    return Batch(ids, padded, lengths, texts, labels, targets)
+    return Batch(ids, padded, lengths, texts, labels, rated)

@@ -151,7 +151,7 @@ def train_unit(
         for position, indices in enumerate(bar):
             steps_now = (position + 1) % config.grad_accumulation == 0 or position + 1 == len(batches)
             rows, real = distributed.my_rows(indices)
-            batch = make_batch([train_set[i] for i in rows], store, audio=features is None)
+            batch = make_batch([train_set[i] for i in rows], store, audio=features is None, targets=objective.dimensional)
             with distributed.no_sync(trained, skip=not steps_now):
                 loss, correct = _backward(model, batch, real, weight, features, config.precision, trained, objective)
             total_loss += loss

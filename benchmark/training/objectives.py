@@ -64,7 +64,8 @@ def loss_sum(objective: Objective, logits: Tensor | None, attributes: Tensor | N
             raise ValueError("the dimensional task needs arousal/valence/dominance ratings on every utterance")
         attributes, targets = attributes.float(), targets.float()
         if objective.loss == "ccc":
-            dimensional = (1 - batch_ccc(attributes, targets)) * len(targets)
+            # a statistic of the rows at hand: under torchrun of each rank's share (no CCC of fewer than 2 rows)
+            dimensional = (1 - batch_ccc(attributes, targets)) * len(targets) if len(targets) > 1 else attributes.sum() * 0
         else:
             dimensional = ((attributes - targets) ** 2).mean(-1).sum()
         total = total + objective.weight * dimensional

@@ -74,6 +74,10 @@ def test_a_table_row_on_ravdess_names_its_classes_in_recall_and_confusion(ravdes
     (["--corpus", "ravdess"], "--corpus ravdess needs --data DIR"),
     (["--corpus", "ravdess", "--data", "DATA", "--folds", "7", "--no-strict"], "fold 7 does not exist; it has folds 1, 2"),
     (["--corpus", "ravdess", "--data", "DATA", "--no-strict", "--labels", "angry,joy"], "'joy' is not a class of ravdess"),
+    (["--corpus", "ravdess", "--data", "DATA", "--no-strict", "--task", "dimensional"],
+     "have no arousal/valence/dominance ratings"),
+    (["--corpora", "ravdess", "--data", "DATA", "--task", "dimensional"], "--corpora reports classes"),
+    (["--corpora", "ravdess", "--data", "DATA", "--seeds", "2"], "--seeds repeats one table or recipe"),
 ])
 def test_bad_corpus_input_is_one_line_and_nothing_is_written(args, message, ravdess_tree, tmp_path):
     out = tmp_path / "out"

@@ -106,6 +106,16 @@ def test_both_tasks_at_once_report_classes_and_attributes(rated_corpus, tmp_path
     assert fold["n_test"] == next(r for r in categorical if r["fold"] == "1")["n_test"]
 
 
+def test_epochs_from_the_command_line_win_and_labels_are_refused_for_the_dimensional_task(rated_corpus, tmp_path):
+    from benchmark.request import resolve_profile
+
+    profile = resolve_profile(RunRequest(epochs=2, profile=replace(PROFILE, dimensional_epochs=7), device="cpu"))
+    assert profile.for_task(profile.frozen, "dimensional").epochs == 2
+    assert main(["--data", str(rated_corpus), "--task", "dimensional", "--labels", "neu,hap", "--no-strict",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_table_of_both_tasks_has_ccc_columns_and_dimensional_tables_are_refused(rated_corpus, tmp_path, capsys):
     request = RunRequest(table=1, experiments=(9,), task="both", data=rated_corpus, folds=(1,), out=tmp_path / "t",
                          profile=PROFILE, strict=False, threads=1)

@@ -29,6 +29,8 @@ def test_each_task_has_its_loss_and_both_weighs_the_attributes():
     both = loss_sum(Objective("both", weight=0.5), logits, attributes, labels, targets)
     assert both == pytest.approx(ce.item() + 0.5 * ccc_loss, rel=1e-5)
     assert batch_ccc(attributes, targets).item() == pytest.approx(ccc(targets.numpy(), attributes.numpy()).mean(), rel=1e-5)
+    alone = loss_sum(Objective("dimensional"), None, attributes[:1], labels[:1], targets[:1])  # a 1-row rank share
+    assert alone.item() == 0.0
     with pytest.raises(ValueError, match="ratings on every utterance"):
         loss_sum(Objective("dimensional"), None, attributes, labels, None)
 
