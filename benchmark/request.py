@@ -118,6 +118,10 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
                               "or --task both for a table with CCC columns")
         if request.task != "categorical":  # --task applies to every row of the table
             experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
+        dimensional = [e.id for e in experiments if e.task == "dimensional"]
+        if dimensional:
+            raise ConfigError(f"experiment {dimensional[0]}: task dimensional in a table; tables report classes "
+                              "(use task both, or run the row's recipe with --task dimensional)")
         return f"table{request.table or 1}", experiments
     name = profile.resolve(request.upstream)
     get_spec(name)  # unknown names fail before any data is read
