@@ -9,7 +9,7 @@
     deploy/       a trained model as a folder (bundle), export from a run, predict on new audio
     cluster/      one SLURM (submitit) job per unit
     runner.py     plans, runs and reports a request (what `run_benchmark.py` calls), `--seeds N` too;
-    request.py    the request (RunRequest) and how it resolves into a profile and experiments;
+    request.py    the request (RunRequest) and how it resolves into a profile, experiments and the data read;
     outputs.py    the tables / recipe CSV a finished run writes, with their provenance
     cli_model.py  `run_benchmark.py export|predict`;  errors.py  the errors shown as one line
     predict.py    `from benchmark.predict import load_model`, the public entry point of deploy/

@@ -1,5 +1,6 @@
-"""What the command line asks for (`RunRequest`) and how it resolves into a profile and the
-experiments to run: a table's rows, or the one-row experiment of a recipe (`--upstream X --downstream Y`)."""
+"""What the command line asks for (`RunRequest`) and how it resolves into a profile, the experiments
+to run (a table's rows, or the one-row experiment of a recipe `--upstream X --downstream Y`) and the
+data they read (`read_corpus`: a corpus recipe's folds, restricted classes, or a cross-corpus pair)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -9,7 +10,13 @@ from upstream import get_spec
 
 from .cluster.launch import SlurmOptions
 from .common.config import ConfigError
+from .data import iemocap, splits
+from .data.corpus import load_corpus
+from .data.cross import cross_folds
+from .data.fingerprint import data_fingerprint, fold_fingerprint
+from .data.labels import parse_label_spec, restrict
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .outputs import CorpusRead, recorded_corpus
 from .reporting.sections import check_compare
 from .training.device import default_device
 
@@ -128,3 +135,67 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
     if request.downstream not in DOWNSTREAMS:
         raise ValueError(f"--downstream: unknown downstream {request.downstream!r}; expected one of {', '.join(DOWNSTREAMS)}")
     return "", [recipe_experiment(request, profile, _is_trainable(name, request))]
+
+
+def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet: bool = False) -> CorpusRead:
+    """Labels, transcripts and folds of the corpus (file metadata only: no audio is decoded here).
+
+    `--report-only` without the corpus (its folder absent, e.g. results copied to a laptop) reports
+    the units of the data that `record` (the previous run's run.json / recipe JSON) was trained on.
+    """
+    if request.report_only and request.data is not None and not request.data.exists():
+        print(f"note: {request.data} not found; reporting the data recorded in {record}")
+        return recorded_corpus(record, folds)
+    if request.test_corpus:
+        return cross_corpus(request, folds, quiet)
+    if request.corpus == "iemocap":  # read as before the corpus seam, fold by fold (the demo is IEMOCAP-shaped)
+        # the dimensional task rates every turn, not only the four classes' (`iemocap.load`)
+        utterances = iemocap.load(corpus_dir(request), request.strict, not quiet, every_turn=request.task == "dimensional")
+        chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
+        labels: tuple[str, ...] = iemocap.LABELS
+    else:
+        corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, not quiet,
+                             request.emobox_meta, every_rated=request.task == "dimensional")
+        chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
+            list(corpus.utterances)
+    if request.labels:  # restricted (and merged) classes: the folds keep only those
+        spec = parse_label_spec(request.labels)
+        chosen, labels = restrict(chosen, labels, spec, request.corpus), spec.classes
+        utterances = list({u.id: u for f in chosen for u in (*f.train, *f.valid, *f.test)}.values())
+    check_task_data(request, [u for f in chosen for u in (*f.train, *f.valid, *f.test)])
+    split_folds = {f.index: f for f in chosen}
+    return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
+                      data_fingerprint(utterances), labels)
+
+
+def check_task_data(request: RunRequest, utterances: list) -> None:
+    """Before anything is written: a task with attributes needs them on every utterance; `--labels`
+    restricts classes, which the dimensional task (every rated utterance) does not use."""
+    if request.task == "categorical":
+        return
+    if request.labels and request.task == "dimensional":
+        raise ConfigError("--labels chooses classes; --task dimensional uses every rated utterance (give --task both)")
+    unrated = [u.id for u in utterances if u.attributes is None]
+    if unrated:
+        raise ConfigError(f"--task {request.task}: {len(unrated)} utterance(s) of {request.corpus} have no arousal/"
+                          f"valence/dominance ratings (first: {unrated[0]}); the corpora with ratings are IEMOCAP and "
+                          "MSP-Podcast")
+
+
+def cross_corpus(request: RunRequest, folds: tuple[int, ...], quiet: bool) -> CorpusRead:
+    """`--train-corpus A --test-corpus B`: A's folds with all of B as every fold's test set, over their shared
+    classes (`data.cross`); `--data` holds one folder per corpus, named as it."""
+    if request.data is None:
+        raise ConfigError("--test-corpus needs --data DIR holding one folder per corpus, named as it (DIR/ravdess, ...)")
+    if request.table is not None or request.experiments or request.labels:
+        raise ConfigError("--test-corpus runs one recipe (--upstream X --downstream Y) on the classes both corpora share")
+    train, test = (load_corpus(name, request.data / name, request.strict, request.split, not quiet, request.emobox_meta)
+                   for name in (request.corpus, request.test_corpus))
+    labels, mapping, cross = cross_folds(train, test)
+    if not quiet:
+        print(f"cross-corpus {request.corpus} → {request.test_corpus}: classes {', '.join(labels)} (" +
+              ", ".join(f"{k} → {v}" for k, v in mapping.items()) + ")")
+    chosen = {f.index: f for f in cross if not folds or f.index in folds}
+    utterances = list({u.id: u for f in chosen.values() for u in (*f.train, *f.valid, *f.test)}.values())
+    return CorpusRead({k: fold_fingerprint(f) for k, f in chosen.items()}, chosen, data_fingerprint(utterances),
+                      labels, mapping)

@@ -25,22 +25,17 @@ from .cluster.pool import run_in_processes
 from .common.config import ConfigError
 from .common.io import check_writable_dir, free_bytes, path_label
 from .common.lock import run_lock
-from .data import iemocap, splits
-from .data.corpus import load_corpus
-from .data.cross import cross_folds
-from .data.fingerprint import data_fingerprint, fold_fingerprint
-from .data.labels import parse_label_spec, restrict
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
-from .outputs import CorpusRead, collect_rows, recipe_stem, record_path, recorded_corpus, report
+from .outputs import CorpusRead, collect_rows, recipe_stem, record_path, report
 from .reporting.corpora import corpus_line, write_corpora_table
 from .reporting.results import UnitResult
 from .reporting.seeds import write_seed_summary
 from .reporting.stats import StatsConfig
-from .request import RunRequest, corpus_dir, experiments_of, resolve_profile
+from .request import RunRequest, experiments_of, read_corpus, resolve_profile
 from .training import distributed
 from .training.batching import AudioStore
 from .training.device import cpu_has_native_bf16, default_device, emulated_bf16_warning
@@ -59,70 +54,6 @@ class Planned:
 
     def reported(self) -> dict[str, frozenset[str]]:  # a one-recipe run reports both checkpoints
         return reported_checkpoints(self.experiments, tuple(self.corpus.fold_data), self.settings, not self.table_name)
-
-
-def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet: bool = False) -> CorpusRead:
-    """Labels, transcripts and folds of the corpus (file metadata only: no audio is decoded here).
-
-    `--report-only` without the corpus (its folder absent, e.g. results copied to a laptop) reports
-    the units of the data that `record` (the previous run's run.json / recipe JSON) was trained on.
-    """
-    if request.report_only and request.data is not None and not request.data.exists():
-        print(f"note: {request.data} not found; reporting the data recorded in {record}")
-        return recorded_corpus(record, folds)
-    if request.test_corpus:
-        return cross_corpus(request, folds, quiet)
-    if request.corpus == "iemocap":  # read as before the corpus seam, fold by fold (the demo is IEMOCAP-shaped)
-        # the dimensional task rates every turn, not only the four classes' (`iemocap.load`)
-        utterances = iemocap.load(corpus_dir(request), request.strict, not quiet, every_turn=request.task == "dimensional")
-        chosen = splits.folds(utterances, request.split, folds or splits.SESSIONS)  # type: ignore[arg-type]
-        labels: tuple[str, ...] = iemocap.LABELS
-    else:
-        corpus = load_corpus(request.corpus, corpus_dir(request), request.strict, request.split, not quiet,
-                             request.emobox_meta, every_rated=request.task == "dimensional")
-        chosen, labels, utterances = [corpus.fold(k) for k in folds] if folds else list(corpus.folds), corpus.labels, \
-            list(corpus.utterances)
-    if request.labels:  # restricted (and merged) classes: the folds keep only those
-        spec = parse_label_spec(request.labels)
-        chosen, labels = restrict(chosen, labels, spec, request.corpus), spec.classes
-        utterances = list({u.id: u for f in chosen for u in (*f.train, *f.valid, *f.test)}.values())
-    check_task_data(request, [u for f in chosen for u in (*f.train, *f.valid, *f.test)])
-    split_folds = {f.index: f for f in chosen}
-    return CorpusRead({k: fold_fingerprint(f) for k, f in split_folds.items()}, split_folds,
-                      data_fingerprint(utterances), labels)
-
-
-def check_task_data(request: RunRequest, utterances: list) -> None:
-    """Before anything is written: a task with attributes needs them on every utterance; `--labels`
-    restricts classes, which the dimensional task (every rated utterance) does not use."""
-    if request.task == "categorical":
-        return
-    if request.labels and request.task == "dimensional":
-        raise ConfigError("--labels chooses classes; --task dimensional uses every rated utterance (give --task both)")
-    unrated = [u.id for u in utterances if u.attributes is None]
-    if unrated:
-        raise ConfigError(f"--task {request.task}: {len(unrated)} utterance(s) of {request.corpus} have no arousal/"
-                          f"valence/dominance ratings (first: {unrated[0]}); the corpora with ratings are IEMOCAP and "
-                          "MSP-Podcast")
-
-
-def cross_corpus(request: RunRequest, folds: tuple[int, ...], quiet: bool) -> CorpusRead:
-    """`--train-corpus A --test-corpus B`: A's folds with all of B as every fold's test set, over their shared
-    classes (`data.cross`); `--data` holds one folder per corpus, named as it."""
-    if request.data is None:
-        raise ConfigError("--test-corpus needs --data DIR holding one folder per corpus, named as it (DIR/ravdess, ...)")
-    if request.table is not None or request.experiments or request.labels:
-        raise ConfigError("--test-corpus runs one recipe (--upstream X --downstream Y) on the classes both corpora share")
-    train, test = (load_corpus(name, request.data / name, request.strict, request.split, not quiet, request.emobox_meta)
-                   for name in (request.corpus, request.test_corpus))
-    labels, mapping, cross = cross_folds(train, test)
-    if not quiet:
-        print(f"cross-corpus {request.corpus} → {request.test_corpus}: classes {', '.join(labels)} (" +
-              ", ".join(f"{k} → {v}" for k, v in mapping.items()) + ")")
-    chosen = {f.index: f for f in cross if not folds or f.index in folds}
-    utterances = list({u.id: u for f in chosen.values() for u in (*f.train, *f.valid, *f.test)}.values())
-    return CorpusRead({k: fold_fingerprint(f) for k, f in chosen.items()}, chosen, data_fingerprint(utterances),
-                      labels, mapping)
 
 
 def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bool = False) -> Planned:
