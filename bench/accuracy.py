@@ -30,7 +30,8 @@ from benchmark.data import iemocap, splits
 from benchmark.data.iemocap import LABELS
 from benchmark.experiments.definitions import Profile, load_profile
 from benchmark.reporting.metrics import score
-from benchmark.runner import RunRequest, corpus_dir, run
+from benchmark.request import corpus_dir
+from benchmark.runner import RunRequest, run
 from benchmark.training.batching import AudioStore
 from downstream.ecapa import EcapaConfig
 from upstream import build_upstream
