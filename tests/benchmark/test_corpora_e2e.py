@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,22 @@ def ravdess_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_benchmark.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=900)
+    """`run_benchmark.py ARGS` in this process (a subprocess would pay torch's import each time), its
+    output captured; torch's thread count is restored afterwards."""
+    import contextlib
+    import io
+
+    import torch
+
+    import run_benchmark
+
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run_benchmark.main(list(args))
+    finally:
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def test_every_ravdess_fold_trains_and_reports_its_classes(ravdess_tree, tmp_path):
