@@ -14,8 +14,6 @@ from benchmark.data.acted import RAVDESS
 from benchmark.data.partitioned import read_partition
 from run_benchmark import main
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def ravdess_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
