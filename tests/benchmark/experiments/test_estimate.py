@@ -135,9 +135,9 @@ def test_a_real_size_hubert_large_unit_writes_the_estimated_checkpoint_and_resum
     written: dict[str, int] = {}
     retain = stages.apply_retention
 
-    def measured(unit_dir, result, keep):
+    def measured(unit_dir, result, keep, *reported):
         written.update({p.name: p.stat().st_size for p in unit_dir.iterdir()})
-        retain(unit_dir, result, keep)
+        retain(unit_dir, result, keep, *reported)
 
     monkeypatch.setattr(stages, "apply_retention", measured)
     torch_threads = torch.get_num_threads()
