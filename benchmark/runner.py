@@ -23,7 +23,7 @@ from upstream import get_spec
 from .cluster.launch import SlurmOptions, check_slurm, job_device, launch
 from .cluster.pool import run_in_processes
 from .common.config import ConfigError
-from .common.io import check_writable_dir, free_bytes, path_label
+from .common.io import check_writable_dir, free_bytes
 from .common.lock import run_lock
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
@@ -215,7 +215,7 @@ def run_seeds(request: RunRequest) -> Path | None:
         planned = resolve(one, quiet=True)
         rows_by_seed[seed] = collect_rows(asdict(one), one.out, planned.profile, planned.experiments,
                                           planned.settings, planned.corpus)
-        name = planned.table_name or f"{path_label(planned.profile.resolve(request.upstream))}_{request.downstream}"
+        name = planned.table_name or recipe_stem(asdict(one), planned.profile.resolve(request.upstream))
     summary = write_seed_summary(request.out, name, rows_by_seed)
     print(f"→ {summary}")
     return path

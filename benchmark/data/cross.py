@@ -3,12 +3,10 @@ have. Classes are matched by canonical name (IEMOCAP's neu/hap/ang/sad are neutr
 the other recipes use canonical names already); the mapping is returned to be printed and recorded."""
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Sequence
-
 from .corpus import Corpus
-from .iemocap import CorpusError, Utterance
-from .splits import Fold, split_hash
+from .iemocap import CorpusError
+from .labels import fold_of, relabel
+from .splits import Fold
 
 CANONICAL = {"neu": "neutral", "hap": "happy", "ang": "angry", "sad": "sad", "exc": "happy", "fru": "frustrated",
              "sur": "surprise", "fea": "fear", "dis": "disgust"}
@@ -28,18 +26,10 @@ def cross_folds(train: Corpus, test: Corpus) -> tuple[tuple[str, ...], dict[str,
     mapping = {f"{c.info.name}:{label}": canonical(label) for c in (train, test) for label in c.labels
                if canonical(label) in shared}
 
-    def kept(members: Sequence[Utterance]) -> tuple[Utterance, ...]:
-        return tuple(replace(u, label=canonical(u.label), label_index=shared.index(canonical(u.label)))
-                     for u in members if canonical(u.label) in shared)
-
-    tested = kept(test.utterances)
+    tested = relabel(test.utterances, shared, canonical)
     clash = {u.id for u in train.utterances} & {u.id for u in tested}
     if clash:
         raise CorpusError(f"{train.info.name} and {test.info.name} both have utterance {sorted(clash)[0]!r}")
-    folds = []
-    for fold in train.folds:
-        roles = {u.id: role for role, part in (("train", kept(fold.train)), ("valid", kept(fold.valid)),
-                                               ("test", tested)) for u in part}
-        folds.append(Fold(fold.index, kept(fold.train), kept(fold.valid), tested,
-                          f"cross_{train.info.name}_{test.info.name}", split_hash(roles)))
+    folds = [fold_of(fold.index, relabel(fold.train, shared, canonical), relabel(fold.valid, shared, canonical), tested,
+                     f"cross_{train.info.name}_{test.info.name}") for fold in train.folds]
     return shared, mapping, folds

@@ -8,7 +8,7 @@ label set are never reported for the restricted one.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .iemocap import CorpusError, Utterance
 from .splits import Fold, split_hash
@@ -49,17 +49,25 @@ def restrict(folds: Sequence[Fold], labels: Sequence[str], spec: LabelSpec, corp
     if unknown:
         raise CorpusError(f"--labels: {unknown[0]!r} is not a class of {corpus} ({', '.join(labels)})")
 
-    def relabelled(members: Sequence[Utterance]) -> tuple[Utterance, ...]:
-        out = []
-        for u in members:
-            label = spec.merges.get(u.label, u.label)
-            if label in spec.classes:
-                out.append(replace(u, label=label, label_index=spec.classes.index(label)))
-        return tuple(out)
+    def rename(label: str) -> str:
+        return spec.merges.get(label, label)
 
-    result = []
-    for fold in folds:
-        train, valid, test = relabelled(fold.train), relabelled(fold.valid), relabelled(fold.test)
-        roles = {u.id: role for role, part in (("train", train), ("valid", valid), ("test", test)) for u in part}
-        result.append(Fold(fold.index, train, valid, test, f"{fold.split}+labels", split_hash(roles)))
-    return result
+    return [fold_of(fold.index, *(relabel(part, spec.classes, rename) for part in (fold.train, fold.valid, fold.test)),
+                    f"{fold.split}+labels") for fold in folds]
+
+
+def relabel(members: Sequence[Utterance], classes: Sequence[str], rename: Callable[[str], str]) -> tuple[Utterance, ...]:
+    """`members` whose renamed label is one of `classes`, relabelled and indexed into `classes`."""
+    out = []
+    for u in members:
+        label = rename(u.label)
+        if label in classes:
+            out.append(replace(u, label=label, label_index=list(classes).index(label)))
+    return tuple(out)
+
+
+def fold_of(index: int, train: tuple[Utterance, ...], valid: tuple[Utterance, ...], test: tuple[Utterance, ...],
+            split: str) -> Fold:
+    """A fold of these parts, its split hash computed from their roles."""
+    roles = {u.id: role for role, part in (("train", train), ("valid", valid), ("test", test)) for u in part}
+    return Fold(index, train, valid, test, split, split_hash(roles))

@@ -97,13 +97,6 @@ def evaluate_outputs(
     return outputs
 
 
-def evaluate(model: EmotionModel, utterances: Sequence[Utterance], store: AudioStore, max_batch_seconds: float,
-             features: Sequence[FrozenFeatures] | None = None, precision: Precision = "auto") -> np.ndarray:
-    """Predicted class index per utterance, in the order given."""
-    outputs = evaluate_outputs(model, utterances, store, max_batch_seconds, features, precision)
-    return outputs[:, : model.downstream.config.class_outputs].argmax(-1).astype(np.int64)
-
-
 def train_unit(
     model: EmotionModel,
     train_set: Sequence[Utterance],
