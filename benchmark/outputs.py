@@ -204,6 +204,17 @@ def collect_rows(request: dict[str, Any], out: Path, profile: Profile, experimen
     return rows
 
 
+def row_summary(row: Row) -> str:
+    """`WA … UA …` (fold means) of a row with classes, then `CCC …` (the mean CCC's fold mean) of a rated one."""
+    shown = []
+    if row.classified:
+        shown += [f"{m.upper()} {mean_and_std([getattr(row.scores(k), m) for k in row.folds])[0]:6.2f}" for m in ("wa", "ua")]
+    if row.rated:
+        kind = row.experiment.checkpoint
+        shown.append(f"CCC {mean_and_std([row.folds[k].dimensional[kind]['ccc_mean'] for k in row.folds])[0]:.3f}")
+    return "  ".join(shown)
+
+
 def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str,
            experiments: list[ExperimentConfig], settings: RunSettings, units: list[Unit], corpus: CorpusRead,
            compare: tuple[int, ...] = ()) -> Path:
@@ -231,9 +242,7 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
     else:
         path = write_table(out, table_name, rows, record, profile=profile.name, note=profile.note)
         for row in rows:
-            wa = mean_and_std([row.scores(k).wa for k in row.folds])[0]
-            ua = mean_and_std([row.scores(k).ua for k in row.folds])[0]
-            print(f"exp {row.experiment.id:2d}: WA {wa:6.2f}  UA {ua:6.2f}  {row.experiment.description}")
+            print(f"exp {row.experiment.id:2d}: {row_summary(row)}  {row.experiment.description}")
         if compare:
             print(comparison_text([next(r for r in rows if r.experiment.id == i) for i in compare]))
     print(f"→ {path}")

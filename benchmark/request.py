@@ -120,21 +120,30 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
         experiments = load_table(request.table or 1)
         experiments = select(experiments, request.experiments) if request.experiments else experiments
         check_compare(request.compare, [e.id for e in experiments])
-        if request.task == "dimensional":
-            raise ConfigError("--task dimensional: tables report classes; run one recipe (--upstream X --downstream Y) "
-                              "or --task both for a table with CCC columns")
         if request.task != "categorical":  # --task applies to every row of the table
             experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
-        dimensional = [e.id for e in experiments if e.task == "dimensional"]
-        if dimensional:
-            raise ConfigError(f"experiment {dimensional[0]}: task dimensional in a table; tables report classes "
-                              "(use task both, or run the row's recipe with --task dimensional)")
+        task = table_task(experiments)
+        if task == "dimensional" and request.compare:
+            raise ConfigError("--compare tests WA/UA; rows of task dimensional have none (their paired CCC "
+                              "differences are in the table's _pairwise_ccc.csv)")
         return f"table{request.table or 1}", experiments
     name = profile.resolve(request.upstream)
     get_spec(name)  # unknown names fail before any data is read
     if request.downstream not in DOWNSTREAMS:
         raise ValueError(f"--downstream: unknown downstream {request.downstream!r}; expected one of {', '.join(DOWNSTREAMS)}")
     return "", [recipe_experiment(request, profile, _is_trainable(name, request))]
+
+
+def table_task(experiments: list[ExperimentConfig]) -> str:
+    """The task the table's corpus is read for: dimensional (every rated utterance) when all its rows are,
+    both when any row regresses attributes beside classes (all need ratings), else categorical."""
+    tasks = {e.task for e in experiments}
+    if "dimensional" in tasks and tasks != {"dimensional"}:
+        one = next(e.id for e in experiments if e.task == "dimensional")
+        other = next(e for e in experiments if e.task != "dimensional")
+        raise ConfigError(f"experiment {one}: task dimensional tests every rated utterance, experiment {other.id} "
+                          f"(task {other.task}) the classes' only; a table reads one set: give its rows one of the two")
+    return "dimensional" if "dimensional" in tasks else "both" if "both" in tasks else "categorical"
 
 
 def read_corpus(request: RunRequest, folds: tuple[int, ...], record: Path, quiet: bool = False) -> CorpusRead:

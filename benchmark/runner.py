@@ -35,7 +35,7 @@ from .reporting.corpora import corpus_line, write_corpora_table
 from .reporting.results import UnitResult
 from .reporting.seeds import write_seed_summary
 from .reporting.stats import StatsConfig
-from .request import RunRequest, experiments_of, read_corpus, resolve_profile
+from .request import RunRequest, experiments_of, read_corpus, resolve_profile, table_task
 from .training import distributed
 from .training.batching import AudioStore
 from .training.device import cpu_has_native_bf16, default_device, emulated_bf16_warning
@@ -63,7 +63,8 @@ def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bo
     if not quiet:
         announce_stand_ins(profile, experiments)
     stem = recipe_stem(asdict(request), profile.resolve(request.upstream))
-    corpus = read_corpus(request, folds or request.folds, record_path(request.out, table_name, stem), quiet)
+    read_as = replace(request, task=table_task(experiments)) if table_name else request  # rows' tasks read a table
+    corpus = read_corpus(read_as, folds or request.folds, record_path(request.out, table_name, stem), quiet)
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data, corpus.labels)
     return Planned(profile, table_name, experiments, corpus, settings,
                    plan(experiments, tuple(corpus.fold_data), settings))

@@ -44,6 +44,16 @@ class Row:
     def scores(self, fold: int):
         return self.folds[fold].scores[self.experiment.checkpoint]
 
+    @property
+    def classified(self) -> bool:
+        """Whether the row predicts classes (a dimensional-only row has attribute scores alone)."""
+        return all(self.scores(k).predictions for k in self.folds)
+
+    @property
+    def rated(self) -> bool:
+        """Whether the row's reported checkpoint has attribute (CCC) scores on every fold."""
+        return all(self.folds[k].dimensional.get(self.experiment.checkpoint) for k in self.folds)
+
     def outcomes(self) -> Outcomes:
         """Per-utterance test outcomes of the reported checkpoint, all folds together."""
         folds = sorted(self.folds)

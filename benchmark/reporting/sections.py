@@ -113,3 +113,16 @@ def comparison_text(rows: list[Row], stats: StatsConfig = StatsConfig()) -> str:
         out += ["", f"{metric.upper()}:", *("  ".join([line[0].ljust(widths[0]), *(v.rjust(w) for v, w in
                                                         zip(line[1:], widths[1:]))]) for line in table)]
     return "\n".join(out)
+
+
+def ccc_section(name: str, ccc_pairs: list[list[object]]) -> list[str]:
+    """Markdown of `dimensional.pairwise_ccc_rows` (nothing for fewer than two rated rows)."""
+    if not ccc_pairs:
+        return []
+    resamples, seed = ccc_pairs[0][-2:]
+    return ["## Paired CCC comparisons", "",
+            "Fold-mean mean CCC of row a minus row b on the same test utterances, with the percentile interval and "
+            f"p-value of the paired bootstrap ({resamples} resamples of the utterances within each fold, seed {seed}; "
+            f"not corrected for the number of pairs). CSV: `{name}_pairwise_ccc.csv`.", "",
+            md_table(["a", "b", "n", "Δ CCC mean", "interval", "p"],
+                     [[a, b, n, diff, f"[{low}, {high}]", p] for a, b, n, diff, low, high, p, *_ in ccc_pairs]), ""]

@@ -2,7 +2,7 @@
 
 A table's bootstrap intervals and paired tests resample the test utterances of one trained model:
 they say how far a score would move on other test utterances, not in another training run. Here
-each row's fold-mean WA and UA is taken per seed, and reported are their mean over the seeds, the
+each row's fold-mean WA and UA (and mean CCC, for the tasks with attributes) is taken per seed, and reported are their mean over the seeds, the
 standard deviation over the seeds (ddof = 1: the seeds are a sample of training runs) and the
 Student-t interval of that mean (scipy), beside the test-set bootstrap interval of the first seed's
 model (as in the table).
@@ -16,15 +16,23 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from ..common.io import atomic_write_text
+from .dimensional import fold_mean_interval, unit_folds
 from .rows import Row
 from .sections import md_table
 from .stats import StatsConfig, bootstrap_interval
 from .tables import csv_text
 
 METRICS = ("wa", "ua")
+CCC = "ccc_mean"  # of rated rows (tasks dimensional and both): the mean CCC's fold mean
+
+
+def has(row: Row, metric: str) -> bool:
+    return row.rated if metric == CCC else row.classified
 
 
 def fold_mean(row: Row, metric: str) -> float:
+    if metric == CCC:
+        return float(np.mean([row.folds[k].dimensional[row.experiment.checkpoint][CCC] for k in row.folds]))
     return float(np.mean([getattr(row.scores(k), metric) for k in row.folds]))
 
 
@@ -37,44 +45,70 @@ def seed_interval(values: list[float], level: float) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def test_set_interval(row: Row, metric: str, stats: StatsConfig) -> tuple[float, float]:
+    """The bootstrap interval of the row's fold mean of `metric` on its test utterances (as the table draws it)."""
+    if metric == CCC:
+        folds = unit_folds([row.folds[k] for k in sorted(row.folds)], row.experiment.checkpoint)
+        _, low, high = fold_mean_interval(folds, min(stats.resamples, 2_000), stats.seed, stats.level)
+        return float(low[-1]), float(high[-1])
+    test = bootstrap_interval(row.outcomes(), len(row.labels), stats, [stats.seed, 0, row.experiment.id])
+    return (test.wa_low, test.wa_high) if metric == "wa" else (test.ua_low, test.ua_high)
+
+
+def seed_metrics(rows: list[Row]) -> tuple[str, ...]:
+    return (*(METRICS if any(r.classified for r in rows) else ()), *((CCC,) if any(r.rated for r in rows) else ()))
+
+
 def seed_rows(rows_by_seed: dict[int, list[Row]], stats: StatsConfig = StatsConfig()) -> tuple[list[str], list[list[object]]]:
-    """One line per experiment: its fold-mean WA/UA per seed, their mean, std and interval over seeds,
-    and the test-set interval of the first seed's model."""
+    """One line per experiment: its fold-mean WA/UA (and mean CCC where rated) per seed, their mean, std and
+    interval over seeds, and the test-set interval of the first seed's model."""
     seeds = sorted(rows_by_seed)
-    header = ["exp", "description", "checkpoint", "seeds", *[f"{m}_seed{s}" for s in seeds for m in METRICS]]
-    for metric in METRICS:
+    metrics = seed_metrics(rows_by_seed[seeds[0]])
+    header = ["exp", "description", "checkpoint", "seeds", *[f"{m}_seed{s}" for s in seeds for m in metrics]]
+    for metric in metrics:
         header += [f"{metric}_mean_over_seeds", f"{metric}_std_over_seeds", f"{metric}_seeds_ci_low",
                    f"{metric}_seeds_ci_high"]
-    header += ["wa_test_ci_low", "wa_test_ci_high", "ua_test_ci_low", "ua_test_ci_high"]
+    header += [f"{m}_test_ci_{end}" for m in metrics for end in ("low", "high")]
     lines = []
     for index, first in enumerate(rows_by_seed[seeds[0]]):
         per_seed = {s: rows_by_seed[s][index] for s in seeds}
         if any(r.experiment.id != first.experiment.id for r in per_seed.values()):
             raise ValueError("the seeds' tables list different experiments")
         e = first.experiment
+        spec = lambda m: ".3f" if m == CCC else ".2f"  # noqa: E731
         line: list[object] = [e.id, e.description, e.checkpoint, " ".join(map(str, seeds))]
-        line += [f"{fold_mean(per_seed[s], m):.2f}" for s in seeds for m in METRICS]
-        for metric in METRICS:
+        line += [format(fold_mean(per_seed[s], m), spec(m)) if has(first, m) else "" for s in seeds for m in metrics]
+        for metric in metrics:
+            if not has(first, metric):
+                line += [""] * 4
+                continue
             values = [fold_mean(per_seed[s], metric) for s in seeds]
             low, high = seed_interval(values, stats.level)
-            line += [f"{np.mean(values):.2f}", f"{np.std(values, ddof=1):.2f}" if len(values) > 1 else "",
-                     f"{low:.2f}", f"{high:.2f}"]
-        test = bootstrap_interval(first.outcomes(), len(first.labels), stats, [stats.seed, 0, e.id])
-        line += [f"{v:.2f}" for v in (test.wa_low, test.wa_high, test.ua_low, test.ua_high)]
+            line += [format(float(np.mean(values)), spec(metric)),
+                     format(float(np.std(values, ddof=1)), spec(metric)) if len(values) > 1 else "",
+                     format(low, spec(metric)), format(high, spec(metric))]
+        line += [format(v, spec(m)) if has(first, m) else "" for m in metrics
+                 for v in (test_set_interval(first, m, stats) if has(first, m) else (0.0, 0.0))]
         lines.append(line)
     return header, lines
 
 
 def seed_markdown(name: str, header: list[str], lines: list[list[object]], seeds: int, stats: StatsConfig) -> str:
     level = f"{100 * stats.level:g} %"
+    metrics = [m for m in (*METRICS, CCC) if f"{m}_mean_over_seeds" in header]
     names = ["exp", "description"]
-    for m in ("WA", "UA"):
-        names += [f"{m} mean ± std over seeds", f"{m} {level} interval over seeds", f"{m} {level} test-set interval"]
+    for m in metrics:
+        shown = "CCC mean" if m == CCC else m.upper()
+        names += [f"{shown} mean ± std over seeds", f"{shown} {level} interval over seeds",
+                  f"{shown} {level} test-set interval"]
 
     def cells(line: list[object]) -> list[object]:
         get = dict(zip(header, line)).__getitem__
         out = [get("exp"), get("description")]
-        for m in METRICS:
+        for m in metrics:
+            if not get(f"{m}_mean_over_seeds"):
+                out += ["", "", ""]
+                continue
             out += [f"{get(f'{m}_mean_over_seeds')} ± {get(f'{m}_std_over_seeds')}",
                     f"[{get(f'{m}_seeds_ci_low')}, {get(f'{m}_seeds_ci_high')}]",
                     f"[{get(f'{m}_test_ci_low')}, {get(f'{m}_test_ci_high')}]"]
@@ -83,7 +117,8 @@ def seed_markdown(name: str, header: list[str], lines: list[list[object]], seeds
     text = (f"WA/UA in %: each row's mean over folds, trained with {seeds} seeds. Over the seeds: mean ± standard "
             f"deviation (ddof 1) and the Student-t {level} interval of the mean (training randomness). Beside it "
             f"the {level} bootstrap interval of the first seed's model ({stats.resamples} resamples of its test "
-            "utterances within each fold): how far the score moves on other test utterances, not on another training run.")
+            "utterances within each fold): how far the score moves on other test utterances, not on another training run."
+            + (" CCC mean: the mean over arousal, valence and dominance, averaged over folds." if CCC in metrics else ""))
     return "\n".join([f"# {name}: {len(lines)} experiment(s), {seeds} seeds", "", text, "",
                       md_table(names, [cells(line) for line in lines]), ""])
 

@@ -17,12 +17,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..common.io import atomic_write_figure, atomic_write_text
-from .dimensional import PAIRWISE_CCC_COLUMNS, fold_mean_interval, pairwise_ccc_rows, unit_folds
+from .dimensional import PAIRWISE_CCC_COLUMNS, fold_mean_interval, pairwise_ccc_rows, unit_folds, write_scatter
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import mean_and_std
 from .results import UnitResult
 from .rows import Row
-from .sections import PAIRWISE_COLUMNS, md_table, pairwise_rows, recall_rows, recall_section, significance_section
+from .sections import (
+    PAIRWISE_COLUMNS,
+    ccc_section,
+    md_table,
+    pairwise_rows,
+    recall_rows,
+    recall_section,
+    significance_section,
+)
 from .stats import Interval, StatsConfig, bootstrap_interval, compare_all
 
 PAPER_TABLE = Path(__file__).resolve().parents[2] / "results" / "reference" / "paper_table1.csv"
@@ -56,28 +64,42 @@ def table_rows(rows: list[Row], paper: dict[int, tuple[float, float]], intervals
               *(CI_COLUMNS if ci else []), "wa_pooled", "ua_pooled", *[f"fold{k}_{m}" for k in folds for m in ("wa", "ua")],
               "paper_wacc", "paper_uacc", "wa_minus_paper", "ua_minus_paper", *(["ci_resamples", "ci_seed"] if ci else []),
               "upstreams", "profile"]
-    rated = any(r.folds[k].dimensional for r in rows for k in r.folds)  # a task with attributes: their CCC too
+    rated = any(r.rated for r in rows)  # a task with attributes: their CCC too
     header += list(CCC_COLUMNS) if rated else []
     lines = []
     for row in rows:
         e = row.experiment
         bounds: list[object] = []
         if intervals is not None:
-            i = intervals[e.id]
-            bounds = [f"{v:.2f}" for v in (i.wa_low, i.wa_high, i.ua_low, i.ua_high)]
-        wa_mean, wa_std = mean_and_std([row.scores(k).wa for k in row.folds])
-        ua_mean, ua_std = mean_and_std([row.scores(k).ua for k in row.folds])
-        wa_pooled, ua_pooled, _ = row.pooled()
-        per_fold = [f"{getattr(row.scores(k), m):.2f}" if k in row.folds else "" for k in folds for m in ("wa", "ua")]
-        paper_wa, paper_ua = paper.get(e.id, (None, None))
-        differences = [f"{wa_mean - paper_wa:.2f}", f"{ua_mean - paper_ua:.2f}"] if paper_wa is not None else ["", ""]
+            i = intervals.get(e.id)  # none for a row without classes
+            bounds = [f"{v:.2f}" for v in (i.wa_low, i.wa_high, i.ua_low, i.ua_high)] if i else [""] * 4
+        paper_wa, paper_ua = paper.get(e.id, (None, None)) if row.classified else (None, None)
         lines.append([e.id, e.set, e.description, e.checkpoint, " ".join(map(str, sorted(row.folds))),
-                      f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
-                      f"{ua_pooled:.2f}", *per_fold, paper_wa if paper_wa is not None else "",
-                      paper_ua if paper_ua is not None else "", *differences,
+                      *class_cells(row, folds, bounds), paper_wa if paper_wa is not None else "",
+                      paper_ua if paper_ua is not None else "", *class_differences(row, paper_wa, paper_ua),
                       *([stats.resamples, stats.seed] if ci else []), row.ran, profile,
                       *(ccc_cells(row, stats) if rated else [])])
     return header, lines
+
+
+def class_cells(row: Row, folds: list[int], bounds: list[object]) -> list[object]:
+    """WA/UA mean, std, `bounds` (the CI cells), pooled and per fold; blank for a row without classes."""
+    per_fold = [f"{getattr(row.scores(k), m):.2f}" if k in row.folds and row.classified else "" for k in folds
+                for m in ("wa", "ua")]
+    if not row.classified:
+        return ["", "", "", "", *bounds, "", "", *per_fold]
+    wa_mean, wa_std = mean_and_std([row.scores(k).wa for k in row.folds])
+    ua_mean, ua_std = mean_and_std([row.scores(k).ua for k in row.folds])
+    wa_pooled, ua_pooled, _ = row.pooled()
+    return [f"{wa_mean:.2f}", f"{wa_std:.2f}", f"{ua_mean:.2f}", f"{ua_std:.2f}", *bounds, f"{wa_pooled:.2f}",
+            f"{ua_pooled:.2f}", *per_fold]
+
+
+def class_differences(row: Row, paper_wa: float | None, paper_ua: float | None) -> list[str]:
+    if paper_wa is None or paper_ua is None:
+        return ["", ""]
+    wa, ua = (mean_and_std([getattr(row.scores(k), m) for k in row.folds])[0] for m in ("wa", "ua"))
+    return [f"{wa - paper_wa:.2f}", f"{ua - paper_ua:.2f}"]
 
 
 CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_mean_ci_low", "ccc_mean_ci_high")
@@ -96,25 +118,35 @@ def ccc_cells(row: Row, stats: StatsConfig = StatsConfig()) -> list[str]:
 
 
 def fold_rows(rows: list[Row]) -> tuple[list[str], list[list[object]]]:
+    """One line per (row, fold); class scores blank for a row without classes, CCC columns for rated tables."""
     header = ["exp", "fold", "checkpoint", "split", "split_hash", "n_train", "n_valid", "n_test", "best_epoch",
               "wa", "ua", "macro_f1", "confusion", "valid_wa_best", "valid_wa_average", "valid_ua_best",
               "valid_ua_average"]
+    rated = any(r.rated for r in rows)
+    header += [*FOLD_CCC_COLUMNS, "valid_ccc_best", "valid_ccc_average"] if rated else []
     lines = []
     for row in rows:
         for k, result in sorted(row.folds.items()):
             s = row.scores(k)
             confusion = ";".join(" ".join(map(str, r)) for r in s.confusion)
+            classes = [f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}"] if row.classified else ["", "", ""]
+            attributes = result.dimensional.get(row.experiment.checkpoint)
+            ccc = [f"{v:.3f}" for v in (*attributes["ccc"], attributes["ccc_mean"])] if attributes else [""] * 4
             lines.append([row.experiment.id, k, row.experiment.checkpoint, result.split, result.split_hash,
-                          result.n_train, result.n_valid, result.n_test, result.best_epoch,
-                          f"{s.wa:.2f}", f"{s.ua:.2f}", f"{s.macro_f1:.2f}", confusion,
-                          *(_valid(result, kind, m) for m in ("wa", "ua") for kind in ("best", "average"))])
+                          result.n_train, result.n_valid, result.n_test, result.best_epoch, *classes, confusion,
+                          *(_valid(result, kind, m) for m in ("wa", "ua") for kind in ("best", "average")),
+                          *([*ccc, *(_valid(result, kind, "ccc", ".3f") for kind in ("best", "average"))]
+                            if rated else [])])
     return header, lines
 
 
-def _valid(result: UnitResult, kind: str, metric: str) -> str:
-    """A checkpoint's validation score (%), "" for results recorded before it was kept."""
+FOLD_CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean")
+
+
+def _valid(result: UnitResult, kind: str, metric: str, spec: str = ".2f") -> str:
+    """A checkpoint's validation score (% for WA/UA), "" where the unit has none (other task, older result)."""
     value = result.valid.get(kind, {}).get(metric)
-    return "" if value is None else f"{value:.2f}"
+    return "" if value is None or value != value else format(value, spec)
 
 
 def markdown(header: list[str], lines: list[list[object]], title: str, stats: StatsConfig | None = None,
@@ -126,19 +158,29 @@ def markdown(header: list[str], lines: list[list[object]], title: str, stats: St
     for m in ("WA", "UA"):
         names += [f"{m} mean ± std", *([f"{m} {level} CI"] if stats is not None else [])]
     names += ["WA pooled", "UA pooled", "paper WA", "paper UA"]
+    rated = "ccc_mean" in header
+    names += ["CCC A / V / D", "CCC mean", *([f"CCC mean {level} CI"] if stats is not None else [])] if rated else []
 
     def cells(line: list[object]) -> list[object]:
         get = dict(zip(header, line)).__getitem__
         out = [get("exp"), get("description")]
         for m in ("wa", "ua"):
-            out += [f"{get(f'{m}_mean')} ± {get(f'{m}_std')}",
-                    *([f"[{get(f'{m}_ci_low')}, {get(f'{m}_ci_high')}]"] if stats is not None else [])]
-        return out + [get("wa_pooled"), get("ua_pooled"), get("paper_wacc"), get("paper_uacc")]
+            out += [f"{get(f'{m}_mean')} ± {get(f'{m}_std')}" if get(f"{m}_mean") else "",
+                    *([f"[{get(f'{m}_ci_low')}, {get(f'{m}_ci_high')}]" if get(f"{m}_ci_low") else ""]
+                      if stats is not None else [])]
+        out += [get("wa_pooled"), get("ua_pooled"), get("paper_wacc"), get("paper_uacc")]
+        if rated and get("ccc_mean"):
+            out += [" / ".join(get(f"ccc_{a}") for a in ("arousal", "valence", "dominance")), get("ccc_mean"),
+                    *([f"[{get('ccc_mean_ci_low')}, {get('ccc_mean_ci_high')}]"] if stats is not None else [])]
+        return out + ([""] * (len(names) - len(out)))
 
     text = ("WA/UA in %: mean ± std over folds"
             + (f", the {level} bootstrap confidence interval of that mean ({stats.resamples} resamples of the test "
                f"utterances within each fold, seed {stats.seed})" if stats is not None else "")
-            + ", pooled over all test utterances, and the paper's figures.")
+            + ", pooled over all test utterances, and the paper's figures."
+            + (" CCC (arousal / valence / dominance on [0, 1]): mean over folds, and the mean of the three"
+               + (f" with the {level} bootstrap interval of its fold mean" if stats is not None else "")
+               + "; blank WA/UA: a row of the dimensional task (no classes)." if rated else ""))
     ran = [f"- exp {get['exp']}: {get['upstreams']}" + (f" (profile {get['profile']})" if get["profile"] else "")
            for get in (dict(zip(header, line)) for line in lines)]
     out = [f"# {title}", "", *([f"**{note}**", ""] if note else []), text, "",
@@ -214,24 +256,31 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
     `<name>_recall.csv`, `<name>_layers.csv` and `<name>_layers/expNN.png` for weighted featurizers.
     """
     classes = len(rows[0].labels)
+    classified = [r for r in rows if r.classified]  # rows of the dimensional task have no class statistics
     intervals = {r.experiment.id: bootstrap_interval(r.outcomes(), classes, stats, [stats.seed, 0, r.experiment.id])
-                 for r in rows}
-    comparisons = compare_all({r.experiment.id: r.outcomes() for r in rows}, classes, stats)
+                 for r in classified}
+    comparisons = compare_all({r.experiment.id: r.outcomes() for r in classified}, classes, stats)
     header, lines = table_rows(rows, paper_figures(), intervals, stats, profile)
-    for row in rows:
+    for row in classified:
         confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
                       f"exp {row.experiment.id}: {row.experiment.description[:48]}", row.labels)
+    rated = [r for r in rows if r.rated]
+    ccc_pairs = pairwise_ccc_rows(rated, min(stats.resamples, 2_000), stats.seed) if len(rated) > 1 else []
     layer_lines, layer_section = layer_outputs(out, name, rows)
-    sections = (*significance_section(name, [r.experiment.id for r in rows], comparisons, stats),
-                *recall_section(name, rows, intervals, stats), *layer_section)
+    sections = (*(significance_section(name, [r.experiment.id for r in classified], comparisons, stats)
+                  if classified else ()),
+                *(recall_section(name, classified, intervals, stats) if classified else ()),
+                *ccc_section(name, ccc_pairs), *layer_section)
     atomic_write_text(out / f"{name}_folds.csv", csv_text(*fold_rows(rows)))
     atomic_write_text(out / f"{name}_pairwise.csv", csv_text(PAIRWISE_COLUMNS, pairwise_rows(comparisons, stats)))
     atomic_write_text(out / f"{name}_recall.csv", csv_text(["exp", "fold", "class", "n", "recall", "ci_low", "ci_high"],
-                                                        recall_rows(rows, intervals)))
-    rated = [r for r in rows if all(r.folds[k].dimensional for k in r.folds)]
-    if len(rated) > 1:  # tasks with attributes: their CCC compared pair by pair
-        atomic_write_text(out / f"{name}_pairwise_ccc.csv", csv_text(PAIRWISE_CCC_COLUMNS, pairwise_ccc_rows(
-            rated, min(stats.resamples, 2_000), stats.seed)))
+                                                        recall_rows(classified, intervals)))
+    if ccc_pairs:  # tasks with attributes: their CCC compared pair by pair
+        atomic_write_text(out / f"{name}_pairwise_ccc.csv", csv_text(PAIRWISE_CCC_COLUMNS, ccc_pairs))
+    for row in rated:  # predicted vs true attributes, pooled over the row's folds
+        write_scatter(out / f"{name}_attributes" / f"exp{row.experiment.id:02d}.png",
+                      [row.folds[k] for k in sorted(row.folds)], row.experiment.checkpoint,
+                      f"exp {row.experiment.id}: {row.experiment.description[:48]}")
     atomic_write_text(out / f"{name}_layers.csv", csv_text(["exp", "branch", "upstream", "fold", "checkpoint", "layer",
                                                         "weight"], layer_lines))
     atomic_write_text(out / f"{name}.md", markdown(header, lines, f"{name}: {len(rows)} experiment(s)", stats, sections,

@@ -116,7 +116,7 @@ def test_epochs_from_the_command_line_win_and_labels_are_refused_for_the_dimensi
     assert not (tmp_path / "o").exists()
 
 
-def test_a_table_of_both_tasks_has_ccc_columns_and_dimensional_tables_are_refused(rated_corpus, tmp_path, capsys):
+def test_a_table_of_both_tasks_has_ccc_columns(rated_corpus, tmp_path):
     request = RunRequest(table=1, experiments=(9,), task="both", data=rated_corpus, folds=(1,), out=tmp_path / "t",
                          profile=PROFILE, strict=False, threads=1)
     (row,) = _rows(run(request))
@@ -125,6 +125,86 @@ def test_a_table_of_both_tasks_has_ccc_columns_and_dimensional_tables_are_refuse
     unit = next((tmp_path / "t" / "runs" / "fbank").glob("ecapa-*/fold1"))
     scores = json.loads((unit / "result.json").read_text())["dimensional"]["average"]
     assert float(row["ccc_arousal"]) == pytest.approx(scores["ccc"][0], abs=6e-4)
-    assert main(["--table", "1", "--experiment", "9", "--task", "dimensional", "--data", str(rated_corpus),
-                 "--out", str(tmp_path / "d")]) == 2
-    assert "tables report classes" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+@pytest.fixture
+def two_row_table(tmp_path, monkeypatch) -> Path:
+    """Table 1 as a folder of two fbank rows: row 9 (ECAPA, top-k average) and row 12 (mean pooling, best)."""
+    from benchmark.experiments import definitions
+
+    folder = tmp_path / "experiments" / "table1"
+    folder.mkdir(parents=True)
+    row9 = (definitions.EXPERIMENTS_DIR / "table1" / "exp09.yaml").read_text()
+    (folder / "exp09.yaml").write_text(row9)
+    (folder / "exp12.yaml").write_text(row9.replace("id: 9", "id: 12").replace("aggregator: ecapa", "aggregator: mean")
+                                       .replace("checkpoint: average", "checkpoint: best"))
+    monkeypatch.setattr(definitions, "EXPERIMENTS_DIR", tmp_path / "experiments")
+    return folder
+
+
+def test_a_dimensional_table_reports_ccc_with_its_statistics_and_no_class_scores(rated_corpus, tmp_path,
+                                                                                 two_row_table, capsys):
+    from benchmark.reporting.dimensional import paired_difference
+
+    out = tmp_path / "d"
+    request = RunRequest(table=1, task="dimensional", data=rated_corpus, folds=(1,), out=out, profile=PROFILE,
+                         strict=False, threads=1)
+    rows = {r["exp"]: r for r in _rows(run(request))}
+    printed = capsys.readouterr().out
+    assert "exp  9: CCC 0." in printed and "WA" not in printed.split("exp  9:")[1].splitlines()[0]
+    every = [u for u in iemocap.load(rated_corpus, strict=False, verbose=False, every_turn=True) if u.session == 1]
+    results = {}
+    for exp, aggregator in (("9", "ecapa"), ("12", "mean")):
+        row = rows[exp]
+        assert row["wa_mean"] == row["ua_std"] == row["wa_ci_low"] == row["wa_pooled"] == row["paper_wacc"] == ""
+        assert float(row["ccc_mean_ci_low"]) < float(row["ccc_mean"]) < float(row["ccc_mean_ci_high"])
+        (unit,) = (out / "runs" / "fbank").glob(f"{aggregator}-*/fold1")
+        results[exp] = json.loads((unit / "result.json").read_text())
+        kind = row["checkpoint"]
+        scores = results[exp]["dimensional"][kind]
+        assert len(scores["targets"]) == len(every)  # every rated turn, not only the four classes'
+        assert [float(row[f"ccc_{a}"]) for a in ("arousal", "valence", "dominance")] == pytest.approx(scores["ccc"],
+                                                                                                       abs=6e-4)
+    folds = {r["exp"]: r for r in _rows(out / "table1_folds.csv")}
+    assert folds["12"]["wa"] == folds["12"]["confusion"] == "" and int(folds["12"]["n_test"]) == len(every)
+    assert float(folds["12"]["ccc_mean"]) == pytest.approx(results["12"]["dimensional"]["best"]["ccc_mean"], abs=6e-4)
+    assert float(folds["12"]["valid_ccc_best"]) == pytest.approx(results["12"]["valid"]["best"]["ccc"], abs=6e-4)
+    (pair,) = _rows(out / "table1_pairwise_ccc.csv")
+    a, b = results["9"]["dimensional"]["average"], results["12"]["dimensional"]["best"]
+    difference, low, high, p = paired_difference([(a["targets"], a["predictions"], b["predictions"])], 2_000,
+                                                 1000 * 9 + 12)
+    assert (pair["a"], pair["b"], float(pair["ccc_mean_diff"])) == ("9", "12", pytest.approx(difference[-1], abs=6e-4))
+    assert float(pair["diff_low"]) <= float(pair["ccc_mean_diff"]) <= float(pair["diff_high"])
+    markdown = (out / "table1.md").read_text()
+    assert "CCC mean 95% CI" in markdown and "## Paired CCC comparisons" in markdown
+    assert "## Recall per class" not in markdown and not (out / "table1_confusion").exists()
+    assert (out / "table1_pairwise.csv").read_text().count("\n") == 1  # WA/UA pairs: none, only the header
+    assert {p.name for p in (out / "table1_attributes").iterdir()} == {"exp09.png", "exp12.png"}
+
+
+def test_a_table_mixing_dimensional_rows_with_others_and_compare_on_them_are_one_line(rated_corpus, tmp_path,
+                                                                                    two_row_table, capsys):
+    row9 = two_row_table / "exp09.yaml"
+    row9.write_text(row9.read_text() + "task: dimensional\n")
+    assert main(["--table", "1", "--data", str(rated_corpus), "--out", str(tmp_path / "m"), "--no-strict"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "experiment 9: task dimensional" in error[0] and "experiment 12" in error[0]
+    assert main(["--table", "1", "--task", "dimensional", "--compare", "9,12", "--data", str(rated_corpus),
+                 "--out", str(tmp_path / "c"), "--no-strict"]) == 2
+    assert "--compare tests WA/UA" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "c").exists()
+
+
+def test_seeds_of_a_dimensional_table_report_the_spread_of_the_mean_ccc(rated_corpus, tmp_path, two_row_table):
+    request = RunRequest(table=1, experiments=(12,), task="dimensional", data=rated_corpus, folds=(1,),
+                         out=tmp_path, profile=PROFILE, strict=False, threads=1, seeds=2)
+    first = _rows(run(request))[0]  # the table on disk is the first seed's
+    second = _rows(run(replace(request, seed=1, seeds=1, report_only=True)))[0]
+    (row,) = _rows(tmp_path / "table1_seeds.csv")
+    assert "wa_seed0" not in row  # no classes in the table: no WA/UA columns
+    a, b = float(row["ccc_mean_seed0"]), float(row["ccc_mean_seed1"])
+    assert a == float(first["ccc_mean"]) and b == float(second["ccc_mean"]) and a != b
+    assert float(row["ccc_mean_std_over_seeds"]) == pytest.approx(abs(a - b) / 2 ** 0.5, abs=1e-3)
+    assert (row["ccc_mean_test_ci_low"], row["ccc_mean_test_ci_high"]) == (first["ccc_mean_ci_low"],
+                                                                           first["ccc_mean_ci_high"])
+    assert "CCC mean mean ± std over seeds" in (tmp_path / "table1_seeds.md").read_text()
