@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--table", type=int, default=None, help="run every experiment of a table (1: the paper's Table 1)")
     parser.add_argument("--experiment", type=parse_ids, default=(), help="run only these experiments of the table, e.g. 3,5")
     parser.add_argument("--upstream", default="fbank",
-                        help="one recipe: registered upstream name (see --list-upstreams); default fbank")
+                        help="one recipe: registered upstream name (see --list-upstreams); default fbank. "
+                             "hfcls:<hub id or dir>: a published transformers audio-classification model scored as it "
+                             "is on the folds (with --table: as row 0 beside the table's)")
+    parser.add_argument("--label-map", default="",
+                        help="hfcls: models: their labels → the corpus' classes where the names differ, e.g. "
+                             "anger=ang,happiness=hap (the rest are matched by name; unmatched ones are reported)")
     parser.add_argument("--downstream", default="mean", help="one recipe: aggregator mean | ecapa; default mean")
     parser.add_argument("--input-norm", default="auto",
                         help="one recipe: normalisation of the upstream's features, auto | none | global | sentence | "
@@ -163,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         from upstream.catalog import format_upstream_table
 
         print(format_upstream_table() if args.list_upstreams else format_downstream_table())
+        if args.list_upstreams:  # not an upstream of the hub: a whole published classifier, scored as it is
+            print("\nhfcls:<hub id or dir>: a published transformers audio-classification model scored as it is on the "
+                  "folds (no training; labels mapped by name, --label-map where they differ)")
         return 0
 
     if args.epochs is not None and args.epochs < 1:
@@ -205,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus=args.train_corpus or args.corpus,
         test_corpus=args.test_corpus,
         labels=args.labels,
+        label_map=args.label_map,
         task=args.task,
         emobox_meta=args.emobox_meta,
         corpora=args.corpora,

@@ -23,6 +23,7 @@ from .data.iemocap import LABELS
 from .data.splits import Fold
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.plan import RunSettings, Unit, unit_for
+from .experiments.published import PREFIX, PublishedModel, is_published
 from .experiments.stages import checkpoint_file
 from .reporting.dimensional import fold_mean_interval, unit_folds, write_scatter
 from .reporting.metrics import mean_and_std
@@ -56,6 +57,8 @@ def recipe_stem(request: dict[str, Any], upstream: str) -> str:
     """The file stem of a one-recipe run: `<upstream>_<downstream>`, or `cross_<A>_<B>` for a cross-corpus test."""
     if request.get("test_corpus"):
         return f"cross_{path_label(request['corpus'])}_{path_label(request['test_corpus'])}"
+    if is_published(upstream):  # no downstream of ours
+        return path_label(upstream)
     return f"{path_label(upstream)}_{request['downstream']}"
 
 
@@ -80,10 +83,13 @@ def recorded_corpus(path: Path, folds: tuple[int, ...]) -> CorpusRead:
     return CorpusRead({k: fold_data[k] for k in folds}, None, str(record.get("data_fingerprint", "")), labels)
 
 
-def ran_as(branch: str, profile: Profile, ckpt: str | None = None) -> str:
+def ran_as(branch: str, profile: Profile, ckpt: str | None = None, published: PublishedModel | None = None) -> str:
     """What actually ran for a paper branch name: `facebook/hubert-large-ll60k`, or a stand-in spelled out,
     e.g. `tiny_hubert (random init (seed 0), transformers hubert architecture; demo stand-in for hubert)`."""
     name = profile.resolve(branch)
+    if is_published(name):
+        mapping = f"; labels {published.mapping.describe()}" if published else ""
+        return f"{name[len(PREFIX):]} (published audio-classification model, scored as it is{mapping})"
     spec = get_spec(name)
     if ckpt:
         base = f"{name} from {ckpt}"
@@ -111,10 +117,10 @@ def _ccc_cells(result: UnitResult | None, kind: str, values: list[float] | None 
 def recipe_csv(experiment: ExperimentConfig, upstream: str, results: list[UnitResult], ran: str, profile: str) -> str:
     """One line per (checkpoint, fold), then mean and std (ddof 0) over folds; the attributes' CCC
     columns when the task regresses them."""
-    stage = "finetune" if experiment.is_finetune_row else "frozen"
+    stage = "published" if is_published(upstream) else "finetune" if experiment.is_finetune_row else "frozen"
     dimensional = experiment.task != "categorical"
     lines = [",".join([*RECIPE_COLUMNS, *(DIMENSIONAL_COLUMNS if dimensional else ())])]
-    quoted = f'"{ran}"' if "," in ran else ran
+    quoted = '"' + ran.replace('"', '""') + '"' if "," in ran or '"' in ran else ran
     for kind in CHECKPOINT_KINDS:
         for r in results:
             s, valid = r.scores[kind], r.valid.get(kind, {})
@@ -160,6 +166,9 @@ def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments
         "corpus": request.get("corpus", "iemocap"),
         "labels": list(settings.labels),
         **({"label_mapping": corpus.mapping} if corpus.mapping else {}),
+        **({"published": {name: {"folder": str(m.directory), "fingerprint": m.fingerprint, "labels": list(m.labels),
+                                 "mapping": m.mapping.describe()} for name, m in settings.published.items()}}
+           if settings.published else {}),
         "fold_data": {str(k): v for k, v in settings.fold_data.items()},
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
@@ -199,7 +208,7 @@ def collect_rows(request: dict[str, Any], out: Path, profile: Profile, experimen
             results[k] = checked_result(unit_for(experiment, k, settings).directory(out), experiment, k, fold)
         checkpoints = {k: checkpoint_file(unit_for(experiment, k, settings).directory(out), result,
                                           experiment.checkpoint) for k, result in results.items()}
-        ran = " + ".join(ran_as(b, profile, ckpt) for b in experiment.branches)
+        ran = " + ".join(ran_as(b, profile, ckpt, settings.published.get(b)) for b in experiment.branches)
         rows.append(Row(experiment, results, checkpoints, ran))
     return rows
 
@@ -232,13 +241,13 @@ def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str
         if experiment_task(experiments) != "categorical":  # predicted vs true attributes, pooled over folds
             write_scatter(out / f"{stem}_attributes.png", folds, "average",
                           f"{stem}: top-k average, {len(folds)} fold(s) pooled")
-        for kind in CHECKPOINT_KINDS:
+        for kind in ("average",) if is_published(upstream) else CHECKPOINT_KINDS:  # a published model is one
             wa, ua = (mean_and_std([getattr(r.scores[kind], m) for r in folds])[0] for m in ("wa", "ua"))
             shown = f"WA {wa:.2f}  UA {ua:.2f}" if experiment_task(experiments) != "dimensional" else ""
             if experiment_task(experiments) != "categorical":
                 mean_ccc = mean_and_std([r.dimensional[kind]["ccc_mean"] for r in folds])[0]
                 shown += f"{'  ' if shown else ''}CCC {mean_ccc:.3f}"
-            print(f"{stem} [{kind}]: mean over {len(folds)} fold(s): {shown}")
+            print(f"{stem} [{'as published' if is_published(upstream) else kind}]: mean over {len(folds)} fold(s): {shown}")
     else:
         path = write_table(out, table_name, rows, record, profile=profile.name, note=profile.note)
         for row in rows:

@@ -16,6 +16,7 @@ from .data.cross import cross_folds
 from .data.fingerprint import data_fingerprint, fold_fingerprint
 from .data.labels import parse_label_spec, restrict
 from .experiments.definitions import ExperimentConfig, Profile, load_profile, load_table, select
+from .experiments.published import PREFIX, is_published
 from .outputs import CorpusRead, recorded_corpus
 from .reporting.sections import check_compare
 from .training.device import default_device
@@ -58,6 +59,7 @@ class RunRequest:
     input_norm: str = "auto"  # one recipe: normalisation of the upstream's features (ExperimentConfig.input_norm)
     jobs: int = 1  # units trained at once, each in its own worker process (`cluster.pool`)
     seeds: int = 1  # train everything with seeds seed … seed + seeds − 1 and report the spread (`reporting.seeds`)
+    label_map: str = ""  # `--label-map`: an `hfcls:` model's labels → the corpus' classes (`experiments.published`)
 
 
 def resolve_profile(request: RunRequest) -> Profile:
@@ -82,6 +84,21 @@ def recipe_experiment(request: RunRequest, profile: Profile, trainable: bool) ->
     return ExperimentConfig(id=0, description=f"{name} → {request.downstream} + linear", branches=(request.upstream,),
                             finetune=(trainable,), aggregator=request.downstream,  # type: ignore[arg-type]
                             input_norm=request.input_norm, task=request.task)  # type: ignore[arg-type]
+
+
+def published_experiment(name: str) -> ExperimentConfig:
+    return ExperimentConfig(id=0, description=f"published {name[len(PREFIX):]}, as it is (no training)", branches=(name,),
+                            finetune=(False,), aggregator="mean", set="published")
+
+
+def check_published(request: RunRequest) -> None:
+    """What an `hfcls:` model, scored as it is, cannot do."""
+    for given, what in ((request.task != "categorical", f"--task {request.task}"),
+                        (bool(request.upstream_ckpt), "--upstream-ckpt"), (request.input_norm != "auto", "--input-norm"),
+                        (request.downstream != "mean", f"--downstream {request.downstream}")):
+        if given:
+            raise ConfigError(f"--upstream {request.upstream}: a published audio-classification model is scored as it "
+                              f"is (its own head, categorical); {what} does not apply")
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
@@ -119,6 +136,9 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
             raise ConfigError("--input-norm applies to one recipe: a table's rows set input_norm in their files")
         experiments = load_table(request.table or 1)
         experiments = select(experiments, request.experiments) if request.experiments else experiments
+        if is_published(request.upstream):  # a published model as row 0, beside the table's
+            check_published(request)
+            experiments = [published_experiment(request.upstream), *experiments]
         check_compare(request.compare, [e.id for e in experiments])
         if request.task != "categorical":  # --task applies to every row of the table
             experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
@@ -128,6 +148,11 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
                               "differences are in the table's _pairwise_ccc.csv)")
         return f"table{request.table or 1}", experiments
     name = profile.resolve(request.upstream)
+    if is_published(name):
+        check_published(request)
+        return "", [published_experiment(name)]
+    if request.label_map:
+        raise ConfigError("--label-map maps a published model's labels: use it with --upstream hfcls:<hub id or dir>")
     get_spec(name)  # unknown names fail before any data is read
     if request.downstream not in DOWNSTREAMS:
         raise ValueError(f"--downstream: unknown downstream {request.downstream!r}; expected one of {', '.join(DOWNSTREAMS)}")

@@ -19,6 +19,7 @@ from ..common.config import ConfigError, from_dict
 from ..data.iemocap import LABELS
 from ..experiments.definitions import ExperimentConfig, Profile, load_table, select
 from ..experiments.plan import RunSettings, Unit, unit_for
+from ..experiments.published import PREFIX, is_published
 from ..experiments.stages import build_unit_model, checkpoint_file, unit_layers
 from ..reporting.results import UnitResult, load_result
 from ..training.cache import LayerSelection
@@ -119,6 +120,10 @@ def trained_model(run: Path, experiment_id: int, fold: int, checkpoint: Checkpoi
     if fold not in record.settings.fold_data:
         raise FileNotFoundError(f"--fold: {record.path} records no run of fold {fold} (folds: "
                                 f"{', '.join(map(str, sorted(record.settings.fold_data)))})")
+    published = next((b for b in experiment.branches if is_published(b)), None)
+    if published:
+        raise ConfigError(f"experiment {experiment_id} is the published model {published}, scored as it is: nothing was "
+                          f"trained here to export; use {published[len(PREFIX):]} itself")
     unit = unit_for(experiment, fold, record.settings)
     unit_dir = unit.directory(out)
     result = load_result(unit_dir)

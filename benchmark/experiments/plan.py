@@ -19,6 +19,7 @@ from ..common.io import path_label
 from ..data.iemocap import LABELS
 from ..training.cache import LayerSelection
 from .definitions import ExperimentConfig, Profile
+from .published import PublishedModel, PublishedUnit, is_published
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class FrozenUnit:
         return out / "runs" / path_label(self.label) / f"{self.aggregator}-{self.key}" / f"fold{self.fold}"
 
 
-Unit = FinetuneUnit | FrozenUnit
+Unit = FinetuneUnit | FrozenUnit | PublishedUnit  # the last: a published model scored as it is
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class RunSettings:
     upstream_ckpt: str | None = None
     fold_data: dict[int, str] = field(default_factory=dict)
     labels: tuple[str, ...] = LABELS  # the corpus' label set, in the classifier's output order
+    published: dict[str, PublishedModel] = field(default_factory=dict)  # `hfcls:` names, resolved (`published`)
 
     def label_key(self) -> list:
         """What the label set adds to a unit's identity (nothing for IEMOCAP's, so its keys stay as they were)."""
@@ -139,6 +141,13 @@ def _task_key(experiment: ExperimentConfig, profile: Profile) -> list:
 def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> Unit:
     """The unit whose test scores are this experiment's row on `fold`."""
     names = tuple(settings.profile.resolve(b) for b in experiment.branches)
+    if is_published(names[0]):
+        if names[0] not in settings.published:
+            raise ValueError(f"{names[0]}: the run settings carry no resolved model; resolve it first (`published`)")
+        model = settings.published[names[0]]
+        identity = ["published", model.name, model.fingerprint, model.mapping.pairs, settings.data_key(fold),
+                    list(settings.labels)]
+        return PublishedUnit(model, fold, _key(identity), len(settings.labels))
     if experiment.is_finetune_row:
         return finetune_unit(names[0], fold, experiment, settings)
     sources = tuple(finetune_unit(n, fold, experiment, settings) if ft else None

@@ -36,6 +36,7 @@ from ..training.objectives import Objective
 from ..training.resume import RESUME_FILE, EpochLog, epoch_file, load_model_state, remove_epoch_files, write_log
 from .definitions import Profile
 from .plan import FinetuneUnit, Unit, cache_id, unit_layers
+from .published import PublishedUnit, run_published
 from .scoring import unit_scores
 
 AVERAGE_FILE = "average.safetensors"
@@ -215,6 +216,8 @@ def build_unit_model(unit: Unit, out: Path, profile: Profile, build: Callable[[s
 def execute(unit: Unit, ctx: RunContext) -> UnitResult:
     """Run (or resume, or skip when finished) one planned unit."""
     fold = ctx.folds[unit.fold]
+    if isinstance(unit, PublishedUnit):  # nothing to train: the model scores the test set as it is
+        return run_published(unit, fold, ctx.store, ctx.labels, ctx.out, default_device())
 
     def build_model() -> EmotionModel:
         return build_unit_model(unit, ctx.out, ctx.profile, ctx.build)

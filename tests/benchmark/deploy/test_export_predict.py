@@ -501,6 +501,18 @@ def test_the_pipeline_gives_our_probabilities(hf_folder, exported, small_corpus)
     assert "WA" in (hf_folder / "README.md").read_text() and "license:" in (hf_folder / "README.md").read_text()
 
 
+def test_the_exported_model_scored_as_published_reproduces_the_fold(hf_folder, run_dir, small_corpus, tmp_path):
+    """The round trip of #24: our fold-1 model, exported, then scored as a published model on fold 1."""
+    out = tmp_path / "published"
+    run(RunRequest(upstream=f"hfcls:{hf_folder}", data=small_corpus, folds=(1,), out=out, strict=False, threads=1))
+    (trained,) = (run_dir / "runs" / "tiny_hubert").glob("finetune-*/fold1/result.json")
+    (scored,) = (out / "runs").glob("hfcls_*/published-*/fold1/result.json")
+    ours, theirs = (json.loads(p.read_text()) for p in (trained, scored))
+    assert theirs["test_ids"] == ours["test_ids"]
+    assert theirs["scores"]["average"]["predictions"] == ours["scores"]["average"]["predictions"]
+    assert theirs["scores"]["average"]["wa"] == pytest.approx(ours["scores"]["average"]["wa"])
+
+
 @pytest.mark.parametrize("experiment", [9, 6, 10])
 def test_rows_transformers_cannot_express_are_refused_in_one_line(experiment, run_dir, tmp_path, capsys):
     to = tmp_path / "m"

@@ -1,0 +1,207 @@
+"""Published transformers audio-classification models scored as they are: `--upstream hfcls:<hub id or dir>`.
+
+Nothing is trained: each fold's test utterances are classified by the model exactly as
+`pipeline("audio-classification")` would (its own feature extractor, one file at a time, at its
+sampling rate, softmax over its labels), so the row's scores are those a user of the published model
+gets. Its labels are mapped onto the corpus' classes by name (`map_labels`; `--label-map` where names
+differ); a class's probability is the sum over the model labels mapped to it, labels mapped to no
+class are left out, and the prediction is the most probable class. The unit's result has the same
+format as a trained unit's (both "checkpoints" are the model), so tables, bootstrap intervals and
+paired tests treat the row like any other.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from upstream.interface import SAMPLE_RATE
+
+from ..common.config import ConfigError
+from ..common.io import atomic_write_text, path_label
+from ..data.cross import canonical
+from ..data.iemocap import Utterance
+from ..data.splits import Fold
+from ..reporting.metrics import score
+from ..reporting.results import RESULT_FILE, TestScores, UnitResult, load_result
+from ..training.batching import AudioStore
+
+PREFIX = "hfcls:"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+SYNONYMS = {"anger": "angry", "happiness": "happy", "sadness": "sad", "fearful": "fear", "disgusted": "disgust",
+            "surprised": "surprise", "neutrality": "neutral"}  # spellings of published models' labels
+
+
+def is_published(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """Which of the model's labels count as which class of the corpus."""
+
+    pairs: tuple[tuple[str, str], ...]  # (model label, corpus class), in the model's label order
+    ignored: tuple[str, ...]  # model labels mapped to no class: their probability is left out
+    unpredicted: tuple[str, ...]  # corpus classes no model label maps to: never predicted (recall 0)
+
+    def describe(self) -> str:
+        text = ", ".join(f"{a} → {b}" for a, b in self.pairs)
+        text += f"; not mapped (left out): {', '.join(self.ignored)}" if self.ignored else ""
+        return text + (f"; no model label for (never predicted): {', '.join(self.unpredicted)}" if self.unpredicted else "")
+
+
+def _name(label: str) -> str:
+    label = label.strip().lower()
+    return canonical(SYNONYMS.get(label, label))
+
+
+def map_labels(model_labels: Sequence[str], classes: Sequence[str], spec: str = "", source: str = "") -> LabelMapping:
+    """Model labels → corpus classes: `spec` ("model=class,…", `--label-map`) first, the rest by name
+    (case, IEMOCAP's abbreviations and common spellings aside: `happy` is IEMOCAP's `hap`)."""
+    explicit: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        model_label, _, corpus_class = (s.strip() for s in item.partition("="))
+        if not model_label or not corpus_class:
+            raise ConfigError(f"--label-map: {item!r} is not model_label=class (e.g. anger=ang,happiness=hap)")
+        if model_label not in model_labels:
+            raise ConfigError(f"--label-map: {source} has no label {model_label!r}; its labels: {', '.join(model_labels)}")
+        if corpus_class not in classes:
+            raise ConfigError(f"--label-map: {corpus_class!r} is not a class of the corpus; its classes: {', '.join(classes)}")
+        if model_label in explicit:
+            raise ConfigError(f"--label-map: {model_label!r} is mapped twice")
+        explicit[model_label] = corpus_class
+    by_name = {_name(c): c for c in classes}
+    pairs = tuple((m, explicit.get(m) or by_name[_name(m)]) for m in model_labels
+                  if m in explicit or _name(m) in by_name)
+    if not pairs:
+        raise ConfigError(f"{source}: none of its labels ({', '.join(model_labels)}) names a class of the corpus "
+                          f"({', '.join(classes)}); map them with --label-map model_label=class,...")
+    mapped = {b for _, b in pairs}
+    return LabelMapping(pairs, tuple(m for m in model_labels if m not in dict(pairs)),
+                        tuple(c for c in classes if c not in mapped))
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """A resolved `hfcls:` name: where its files are, what they are, and how its labels map."""
+
+    name: str  # as given: hfcls:<hub id or dir>
+    directory: Path  # the local folder (a Hub model's cached snapshot)
+    labels: tuple[str, ...]  # config.id2label, by index
+    sampling_rate: int  # its feature extractor's
+    fingerprint: str  # of config, preprocessor and weight files (name, size, mtime)
+    mapping: LabelMapping
+
+    @property
+    def source(self) -> str:
+        return self.name[len(PREFIX):]
+
+
+def _local_folder(source: str) -> Path:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
+        raise ConfigError(f"--upstream {PREFIX}{source}: no such folder (and not a Hub id owner/name)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=["*.json", *(f"*{s}" for s in WEIGHT_SUFFIXES)]))
+    except Exception as error:  # offline, unknown repo, gated: the hub raises several types
+        raise ConfigError(f"--upstream {PREFIX}{source}: not a folder, and the Hub model could not be fetched "
+                          f"({type(error).__name__}); download it where there is network and pass its folder") from None
+
+
+def resolve_published(name: str, classes: Sequence[str], label_map: str = "") -> PublishedModel:
+    """Check `name`'s folder holds an audio-classification model with labels and a feature extractor."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
+
+    folder = _local_folder(name[len(PREFIX):])
+    files = {p: folder / p for p in ("config.json", "preprocessor_config.json")}
+    missing = [p for p, path in files.items() if not path.is_file()]
+    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    if missing or not weights:
+        raise ConfigError(f"--upstream {name}: {folder} has no {missing[0] if missing else 'weights file'}; expected a "
+                          "transformers audio-classification folder (config.json, preprocessor_config.json, weights)")
+    config = AutoConfig.from_pretrained(folder)
+    if config.model_type not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
+        raise ConfigError(f"--upstream {name}: model type {config.model_type!r} is not an audio-classification model "
+                          "of transformers (AutoModelForAudioClassification)")
+    labels = tuple(config.id2label[i] for i in range(config.num_labels))
+    rate = json.loads(files["preprocessor_config.json"].read_text()).get("sampling_rate", SAMPLE_RATE)
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files.values()))
+    for path in weights:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return PublishedModel(name, folder, labels, int(rate), digest.hexdigest()[:16],
+                          map_labels(labels, classes, label_map, name))
+
+
+@dataclass(frozen=True)
+class PublishedUnit:
+    """One published model scored on one fold's test set."""
+
+    model: PublishedModel
+    fold: int
+    key: str
+    num_classes: int
+    seed: int = 0  # nothing random: no training
+    task: str = "categorical"
+
+    @property
+    def label(self) -> str:
+        return self.model.name
+
+    def directory(self, out: Path) -> Path:
+        return out / "runs" / path_label(self.label) / f"published-{self.key}" / f"fold{self.fold}"
+
+
+def class_probabilities(model: PublishedModel, classes: Sequence[str], utterances: Sequence[Utterance],
+                        store: AudioStore, device: torch.device | str = "cpu") -> np.ndarray:
+    """(N, classes) probabilities: the model's softmax per file, summed over the labels mapped to each class."""
+    import torchaudio
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    extractor = AutoFeatureExtractor.from_pretrained(model.directory)
+    network = AutoModelForAudioClassification.from_pretrained(model.directory).to(device).eval()
+    onto = torch.zeros(len(model.labels), len(classes), dtype=torch.float64)
+    for label, corpus_class in model.mapping.pairs:
+        onto[model.labels.index(label), list(classes).index(corpus_class)] = 1.0
+    rows = []
+    with torch.inference_mode():
+        for utterance in utterances:
+            wav = store.get(utterance)  # 16 kHz mono, as every upstream reads it
+            if model.sampling_rate != SAMPLE_RATE:
+                wav = torchaudio.functional.resample(wav, SAMPLE_RATE, model.sampling_rate)
+            inputs = extractor(wav.numpy(), sampling_rate=model.sampling_rate, return_tensors="pt").to(device)
+            probabilities = network(**inputs).logits[0].double().softmax(-1).cpu()
+            rows.append((probabilities @ onto).numpy())
+    return np.stack(rows) if rows else np.zeros((0, len(classes)))
+
+
+def run_published(unit: PublishedUnit, fold: Fold, store: AudioStore, classes: Sequence[str], out: Path,
+                  device: torch.device | str = "cpu") -> UnitResult:
+    """Score the model on the fold's test set once (a finished unit is read back), written atomically."""
+    unit_dir = unit.directory(out)
+    finished = load_result(unit_dir)
+    if finished is not None:
+        return finished
+    probabilities = class_probabilities(unit.model, classes, fold.test, store, device)
+    predictions = probabilities.argmax(-1).astype(np.int64)
+    s = score([u.label_index for u in fold.test], predictions, len(classes))
+    scores = TestScores(100 * s.wa, 100 * s.ua, 100 * s.macro_f1, s.confusion.tolist(), predictions.tolist())
+    result = UnitResult(fold.index, fold.split, fold.split_hash, 0, 0, len(fold.test), 0, [],
+                        {"best": scores, "average": scores}, [u.id for u in fold.test],
+                        [u.label_index for u in fold.test], {}, unit.key, list(classes))
+    record = {"model": unit.model.name, "folder": str(unit.model.directory), "fingerprint": unit.model.fingerprint,
+              "labels": list(unit.model.labels), "mapping": [list(p) for p in unit.model.mapping.pairs],
+              "ignored": list(unit.model.mapping.ignored), "unpredicted": list(unit.model.mapping.unpredicted)}
+    atomic_write_text(unit_dir / "published.json", json.dumps(record, indent=1) + "\n")
+    atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")  # last: it marks the unit done
+    return result
