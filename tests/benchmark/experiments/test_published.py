@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_a_published_model_scores_each_fold_as_the_pipeline_does(published, tone
     assert "nothing was trained here to export" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_a_published_model_is_row_0_of_a_table_with_the_same_statistics(published, tone_corpus, tmp_path):
+def test_a_published_model_is_row_0_of_a_table_with_the_same_statistics(published, tone_corpus, tmp_path, capsys):
     request = RunRequest(table=1, experiments=(9,), upstream=f"hfcls:{published}", data=tone_corpus, folds=(1,),
                          out=tmp_path, profile=PROFILE, strict=False, threads=1)
     rows = {r["exp"]: r for r in _rows(run(request))}
@@ -123,6 +124,12 @@ def test_a_published_model_is_row_0_of_a_table_with_the_same_statistics(publishe
     recall = [r for r in _rows(tmp_path / "table1_recall.csv") if r["exp"] == "0" and r["fold"] == "pooled"]
     assert [r["class"] for r in recall] == list(iemocap.LABELS)
     assert json.loads((tmp_path / "run.json").read_text())["published"][f"hfcls:{published}"]["labels"][0] == "Anger"
+    capsys.readouterr()
+    assert run(replace(request, out=tmp_path / "estimated", estimate=True)) is None  # sized: weights, no training
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("runs/") and "/published-" in x)
+    weights = (published / "model.safetensors").stat().st_size
+    assert line.split()[-4:] == [f"{weights / 1e6:.2f}", "MB", "0.00", "MB"]  # GPU: its weights, no activations
+    assert not (tmp_path / "estimated").exists()
 
 
 def _write_bad_models(root: Path, published: Path) -> dict[str, Path]:
