@@ -95,10 +95,25 @@ def check_published(request: RunRequest) -> None:
     """What an `hfcls:` model, scored as it is, cannot do."""
     for given, what in ((request.task != "categorical", f"--task {request.task}"),
                         (bool(request.upstream_ckpt), "--upstream-ckpt"), (request.input_norm != "auto", "--input-norm"),
-                        (request.downstream != "mean", f"--downstream {request.downstream}")):
+                        (request.downstream != "mean", f"--downstream {request.downstream}"),
+                        (bool(request.test_corpus), "--test-corpus (nothing is trained on a corpus: give --corpus B)"),
+                        (request.seeds > 1, "--seeds (no training, no seed)")):
         if given:
             raise ConfigError(f"--upstream {request.upstream}: a published audio-classification model is scored as it "
                               f"is (its own head, categorical); {what} does not apply")
+
+
+def check_published_rows(request: RunRequest, experiments: list[ExperimentConfig]) -> None:
+    """A table's `hfcls:` rows are whole classifiers: one branch, categorical; `--label-map` needs one."""
+    rows = [e for e in experiments if any(is_published(b) for b in e.branches)]
+    for e in rows:
+        if len(e.branches) != 1 or e.task != "categorical":
+            raise ConfigError(f"experiment {e.id}: an hfcls: model is a whole classifier scored as it is; its row has "
+                              f"that one branch and task categorical (got {', '.join(e.branches)}, task {e.task})")
+    if rows and request.seeds > 1:
+        raise ConfigError(f"experiment {rows[0].id}: a published model is not trained; --seeds does not apply")
+    if request.label_map and not rows:
+        raise ConfigError("--label-map maps a published model's labels: add one with --upstream hfcls:<hub id or dir>")
 
 
 def _is_trainable(name: str, request: RunRequest) -> bool:
@@ -142,6 +157,7 @@ def experiments_of(request: RunRequest, profile: Profile) -> tuple[str, list[Exp
         check_compare(request.compare, [e.id for e in experiments])
         if request.task != "categorical":  # --task applies to every row of the table
             experiments = [replace(e, task=request.task) for e in experiments]  # type: ignore[arg-type]
+        check_published_rows(request, experiments)
         task = table_task(experiments)
         if task == "dimensional" and request.compare:
             raise ConfigError("--compare tests WA/UA; rows of task dimensional have none (their paired CCC "

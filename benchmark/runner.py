@@ -203,6 +203,7 @@ def run_seeds(request: RunRequest) -> Path | None:
     """`--seeds N`: the request trained with seeds seed … seed + N − 1, each a run of its own (the
     first seed last, so the table on disk is its), then `<name>_seeds.csv`: the spread over seeds."""
     seeds = [request.seed + i for i in range(request.seeds)]
+    experiments_of(request, resolve_profile(request))  # what --seeds cannot repeat (a published model) fails first
     if request.corpora or request.test_corpus:
         raise ConfigError("--seeds repeats one table or recipe on one corpus; not with --corpora or --test-corpus")
     if request.estimate:
@@ -239,8 +240,14 @@ def run_corpora(request: RunRequest) -> Path | None:
         raise ConfigError("--corpora reports classes (WA, UA, macro-F1); run each corpus with --corpus for --task "
                           f"{request.task}")
     lines, main = [], distributed.world().is_main
-    for name in request.corpora:
-        one = replace(request, corpus=name, data=request.data / name, out=request.out / name, corpora=())
+    each = {name: replace(request, corpus=name, data=request.data / name, out=request.out / name, corpora=())
+            for name in request.corpora}
+    for name, one in each.items():  # every corpus (and a published model's labels on it) checked before any runs
+        try:
+            resolve(one, quiet=True)
+        except ValueError as error:
+            raise type(error)(f"--corpora {name}: {error}") from None
+    for name, one in each.items():
         if run(one) is None and main:  # cluster jobs submitted without waiting
             return None
         planned = resolve(one, quiet=True)

@@ -103,6 +103,10 @@ def find_experiment(run: Path, experiment_id: int) -> tuple[RunRecord, Experimen
         if table:
             return table[0], select(load_table(1), (experiment_id,))[0]
     if len(matching) == 1:
+        published = next((b for b in matching[0][1].branches if is_published(b)), None)
+        if published:
+            raise ConfigError(f"experiment {experiment_id} is the published model {published}, scored as it is: "
+                              f"nothing was trained here to export; use {published[len(PREFIX):]} itself")
         return matching[0]
     if not matching:
         what = "one-recipe run (experiment 0)" if experiment_id == 0 else f"table run with experiment {experiment_id}"
@@ -120,10 +124,6 @@ def trained_model(run: Path, experiment_id: int, fold: int, checkpoint: Checkpoi
     if fold not in record.settings.fold_data:
         raise FileNotFoundError(f"--fold: {record.path} records no run of fold {fold} (folds: "
                                 f"{', '.join(map(str, sorted(record.settings.fold_data)))})")
-    published = next((b for b in experiment.branches if is_published(b)), None)
-    if published:
-        raise ConfigError(f"experiment {experiment_id} is the published model {published}, scored as it is: nothing was "
-                          f"trained here to export; use {published[len(PREFIX):]} itself")
     unit = unit_for(experiment, fold, record.settings)
     unit_dir = unit.directory(out)
     result = load_result(unit_dir)

@@ -33,7 +33,7 @@ from ..reporting.results import CHECKPOINT_KINDS, load_result
 from ..training.config import TrainConfig
 from .definitions import Profile
 from .plan import FinetuneUnit, FrozenUnit, Unit, cache_id, unit_layers
-from .published import WEIGHT_SUFFIXES, PublishedUnit
+from .published import PublishedUnit, weight_files
 from .stages import downstream_config
 
 SAMPLE_RATE = 16_000
@@ -163,7 +163,7 @@ def unit_cost(unit: Unit, profile: Profile, fold: Fold, out: Path, audio_bytes: 
     architecture sizes by upstream name, filled as they are measured (one run sizes each upstream once);
     `reported`: the checkpoint kinds the run's rows read from it (`plan.reported_checkpoints`)."""
     if isinstance(unit, PublishedUnit):  # no training: its weights in memory, its result on disk
-        weights = sum(p.stat().st_size for p in unit.model.directory.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+        weights = sum(p.stat().st_size for p in weight_files(unit.model.directory))
         records = RECORD_BYTES[0] + RECORD_BYTES[1] * len(fold.test)
         return UnitCost(str(unit.directory(out).relative_to(out)), 0, 0, {}, records, records, audio_bytes + weights,
                         {"weights": weights, "gradients": 0, "optimizer": 0, "activations": 0},

@@ -145,8 +145,8 @@ def unit_for(experiment: ExperimentConfig, fold: int, settings: RunSettings) -> 
         if names[0] not in settings.published:
             raise ValueError(f"{names[0]}: the run settings carry no resolved model; resolve it first (`published`)")
         model = settings.published[names[0]]
-        identity = ["published", model.name, model.fingerprint, model.mapping.pairs, settings.data_key(fold),
-                    list(settings.labels)]
+        # the files' contents, not the path they were named by: ./m and /abs/m are one model
+        identity = ["published", model.fingerprint, model.mapping.pairs, settings.data_key(fold), list(settings.labels)]
         return PublishedUnit(model, fold, _key(identity), len(settings.labels))
     if experiment.is_finetune_row:
         return finetune_unit(names[0], fold, experiment, settings)

@@ -11,6 +11,7 @@ paired tests treat the row like any other.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -32,7 +33,17 @@ from ..reporting.results import RESULT_FILE, TestScores, UnitResult, load_result
 from ..training.batching import AudioStore
 
 PREFIX = "hfcls:"
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+WEIGHT_PREFIXES = ("model", "pytorch_model")  # model.safetensors, model-00001-of-00002.safetensors, pytorch_model.bin
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weights transformers loads from `folder`: its safetensors files where there are any, else its
+    .bin ones (not training_args.bin, optimizer.bin and the like)."""
+    files = [p for p in sorted(folder.iterdir()) if p.stem.split("-")[0] in WEIGHT_PREFIXES]
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    return safetensors or [p for p in files if p.suffix == ".bin"]
+
+
 SYNONYMS = {"anger": "angry", "happiness": "happy", "sadness": "sad", "fearful": "fear", "disgusted": "disgust",
             "surprised": "surprise", "neutrality": "neutral"}  # spellings of published models' labels
 
@@ -68,8 +79,12 @@ def map_labels(model_labels: Sequence[str], classes: Sequence[str], spec: str = 
         model_label, _, corpus_class = (s.strip() for s in item.partition("="))
         if not model_label or not corpus_class:
             raise ConfigError(f"--label-map: {item!r} is not model_label=class (e.g. anger=ang,happiness=hap)")
-        if model_label not in model_labels:
-            raise ConfigError(f"--label-map: {source} has no label {model_label!r}; its labels: {', '.join(model_labels)}")
+        if model_label not in model_labels:  # the model's spelling, else one label equal but for case
+            same = [m for m in model_labels if m.lower() == model_label.lower()]
+            if len(same) != 1:
+                raise ConfigError(f"--label-map: {source} has no label {model_label!r}; its labels: "
+                                  f"{', '.join(model_labels)}")
+            model_label = same[0]
         if corpus_class not in classes:
             raise ConfigError(f"--label-map: {corpus_class!r} is not a class of the corpus; its classes: {', '.join(classes)}")
         if model_label in explicit:
@@ -94,12 +109,19 @@ class PublishedModel:
     directory: Path  # the local folder (a Hub model's cached snapshot)
     labels: tuple[str, ...]  # config.id2label, by index
     sampling_rate: int  # its feature extractor's
-    fingerprint: str  # of config, preprocessor and weight files (name, size, mtime)
+    fingerprint: str  # of the config, preprocessor and weight files' contents
     mapping: LabelMapping
+    multi_label: bool = False  # problem_type multi_label_classification: sigmoid per label, as the pipeline
 
     @property
     def source(self) -> str:
         return self.name[len(PREFIX):]
+
+    @property
+    def label(self) -> str:
+        """Names its run folder: the Hub id, or a local folder's own name (however the path was written)."""
+        local = Path(self.source).expanduser().is_dir()
+        return PREFIX + (self.directory.resolve().name if local else self.source)
 
 
 def _local_folder(source: str) -> Path:
@@ -110,8 +132,11 @@ def _local_folder(source: str) -> Path:
         raise ConfigError(f"--upstream {PREFIX}{source}: no such folder (and not a Hub id owner/name)")
     from huggingface_hub import snapshot_download
 
-    try:
-        return Path(snapshot_download(source, allow_patterns=["*.json", *(f"*{s}" for s in WEIGHT_SUFFIXES)]))
+    try:  # the configs and one format of weights: safetensors where the repo has them, else the .bin
+        folder = Path(snapshot_download(source, allow_patterns=["*.json", "model*.safetensors"]))
+        if not weight_files(folder):
+            folder = Path(snapshot_download(source, allow_patterns=["*.json", "pytorch_model*.bin"]))
+        return folder
     except Exception as error:  # offline, unknown repo, gated: the hub raises several types
         raise ConfigError(f"--upstream {PREFIX}{source}: not a folder, and the Hub model could not be fetched "
                           f"({type(error).__name__}); download it where there is network and pass its folder") from None
@@ -119,28 +144,50 @@ def _local_folder(source: str) -> Path:
 
 def resolve_published(name: str, classes: Sequence[str], label_map: str = "") -> PublishedModel:
     """Check `name`'s folder holds an audio-classification model with labels and a feature extractor."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoFeatureExtractor
     from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
     folder = _local_folder(name[len(PREFIX):])
     files = {p: folder / p for p in ("config.json", "preprocessor_config.json")}
     missing = [p for p, path in files.items() if not path.is_file()]
-    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    weights = weight_files(folder)
     if missing or not weights:
         raise ConfigError(f"--upstream {name}: {folder} has no {missing[0] if missing else 'weights file'}; expected a "
-                          "transformers audio-classification folder (config.json, preprocessor_config.json, weights)")
-    config = AutoConfig.from_pretrained(folder)
+                          "transformers audio-classification folder (config.json, preprocessor_config.json, "
+                          "model.safetensors or pytorch_model.bin)")
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise ConfigError(f"--upstream {name}: {files['config.json']}: not a transformers config "
+                          f"({str(error).splitlines()[0][:160]})") from None
     if config.model_type not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
         raise ConfigError(f"--upstream {name}: model type {config.model_type!r} is not an audio-classification model "
                           "of transformers (AutoModelForAudioClassification)")
+    if config.problem_type == "regression":
+        raise ConfigError(f"--upstream {name}: its head regresses values (problem_type regression); hfcls: scores "
+                          "classifiers")
+    try:
+        rate = AutoFeatureExtractor.from_pretrained(folder).sampling_rate
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise ConfigError(f"--upstream {name}: {files['preprocessor_config.json']}: not a feature extractor config "
+                          f"({str(error).splitlines()[0][:160]})") from None
     labels = tuple(config.id2label[i] for i in range(config.num_labels))
-    rate = json.loads(files["preprocessor_config.json"].read_text()).get("sampling_rate", SAMPLE_RATE)
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in files.values()))
     for path in weights:
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(f"{path.name}:{content_hash(path, path.stat().st_size, path.stat().st_mtime_ns)}".encode())
     return PublishedModel(name, folder, labels, int(rate), digest.hexdigest()[:16],
-                          map_labels(labels, classes, label_map, name))
+                          map_labels(labels, classes, label_map, name), config.problem_type == "multi_label_classification")
+
+
+@functools.lru_cache(maxsize=16)
+def content_hash(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a weights file, once per process for the same (size, mtime): a model swapped in under
+    the same name, size and time is still another model (≈ 2 s per GB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -156,7 +203,7 @@ class PublishedUnit:
 
     @property
     def label(self) -> str:
-        return self.model.name
+        return self.model.label
 
     def directory(self, out: Path) -> Path:
         return out / "runs" / path_label(self.label) / f"published-{self.key}" / f"fold{self.fold}"
@@ -164,7 +211,8 @@ class PublishedUnit:
 
 def class_probabilities(model: PublishedModel, classes: Sequence[str], utterances: Sequence[Utterance],
                         store: AudioStore, device: torch.device | str = "cpu") -> np.ndarray:
-    """(N, classes) probabilities: the model's softmax per file, summed over the labels mapped to each class."""
+    """(N, classes) probabilities: the model's softmax per file (sigmoid for a multi-label head, as the
+    pipeline), summed over the labels mapped to each class."""
     import torchaudio
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
@@ -179,8 +227,10 @@ def class_probabilities(model: PublishedModel, classes: Sequence[str], utterance
             wav = store.get(utterance)  # 16 kHz mono, as every upstream reads it
             if model.sampling_rate != SAMPLE_RATE:
                 wav = torchaudio.functional.resample(wav, SAMPLE_RATE, model.sampling_rate)
-            inputs = extractor(wav.numpy(), sampling_rate=model.sampling_rate, return_tensors="pt").to(device)
-            probabilities = network(**inputs).logits[0].double().softmax(-1).cpu()
+            inputs = extractor(wav.numpy(), sampling_rate=model.sampling_rate, return_tensors="pt")
+            inputs = {k: v.to(device, network.dtype if v.is_floating_point() else v.dtype) for k, v in inputs.items()}
+            logits = network(**inputs).logits[0].double()  # a half-precision model is fed as the pipeline feeds it
+            probabilities = (logits.sigmoid() if model.multi_label else logits.softmax(-1)).cpu()
             rows.append((probabilities @ onto).numpy())
     return np.stack(rows) if rows else np.zeros((0, len(classes)))
 

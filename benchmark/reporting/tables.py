@@ -154,37 +154,40 @@ def markdown(header: list[str], lines: list[list[object]], title: str, stats: St
     """The readable table; with `stats`, its CI columns (lines from `table_rows` with intervals) and `sections`;
     `note` opens it (the demo profile's warning); what ran for each row follows the table."""
     level = f"{100 * stats.level:g}%" if stats is not None else ""
-    names = ["exp", "description"]
-    for m in ("WA", "UA"):
-        names += [f"{m} mean ± std", *([f"{m} {level} CI"] if stats is not None else [])]
-    names += ["WA pooled", "UA pooled", "paper WA", "paper UA"]
+    get_all = [dict(zip(header, line)) for line in lines]
+    classified = any(get["wa_mean"] for get in get_all)  # a table of dimensional rows alone shows their CCC only
     rated = "ccc_mean" in header
+    names = ["exp", "description"]
+    for m in ("WA", "UA") if classified else ():
+        names += [f"{m} mean ± std", *([f"{m} {level} CI"] if stats is not None else [])]
+    names += ["WA pooled", "UA pooled", "paper WA", "paper UA"] if classified else []
     names += ["CCC A / V / D", "CCC mean", *([f"CCC mean {level} CI"] if stats is not None else [])] if rated else []
 
-    def cells(line: list[object]) -> list[object]:
-        get = dict(zip(header, line)).__getitem__
-        out = [get("exp"), get("description")]
-        for m in ("wa", "ua"):
-            out += [f"{get(f'{m}_mean')} ± {get(f'{m}_std')}" if get(f"{m}_mean") else "",
-                    *([f"[{get(f'{m}_ci_low')}, {get(f'{m}_ci_high')}]" if get(f"{m}_ci_low") else ""]
+    def cells(get: dict) -> list[object]:
+        out = [get["exp"], get["description"]]
+        for m in ("wa", "ua") if classified else ():
+            out += [f"{get[f'{m}_mean']} ± {get[f'{m}_std']}" if get[f"{m}_mean"] else "",
+                    *([f"[{get[f'{m}_ci_low']}, {get[f'{m}_ci_high']}]" if get[f"{m}_ci_low"] else ""]
                       if stats is not None else [])]
-        out += [get("wa_pooled"), get("ua_pooled"), get("paper_wacc"), get("paper_uacc")]
-        if rated and get("ccc_mean"):
-            out += [" / ".join(get(f"ccc_{a}") for a in ("arousal", "valence", "dominance")), get("ccc_mean"),
-                    *([f"[{get('ccc_mean_ci_low')}, {get('ccc_mean_ci_high')}]"] if stats is not None else [])]
+        out += [get["wa_pooled"], get["ua_pooled"], get["paper_wacc"], get["paper_uacc"]] if classified else []
+        if rated and get["ccc_mean"]:
+            out += [" / ".join(get[f"ccc_{a}"] for a in ("arousal", "valence", "dominance")), get["ccc_mean"],
+                    *([f"[{get['ccc_mean_ci_low']}, {get['ccc_mean_ci_high']}]"] if stats is not None else [])]
         return out + ([""] * (len(names) - len(out)))
 
+    ccc_text = ("CCC (arousal / valence / dominance on [0, 1]): mean over folds, and the mean of the three"
+                + (f" with the {level} bootstrap interval of its fold mean (resampling the test utterances within "
+                   "each fold)" if stats is not None else "") + ".")
     text = ("WA/UA in %: mean ± std over folds"
             + (f", the {level} bootstrap confidence interval of that mean ({stats.resamples} resamples of the test "
                f"utterances within each fold, seed {stats.seed})" if stats is not None else "")
             + ", pooled over all test utterances, and the paper's figures."
-            + (" CCC (arousal / valence / dominance on [0, 1]): mean over folds, and the mean of the three"
-               + (f" with the {level} bootstrap interval of its fold mean" if stats is not None else "")
-               + "; blank WA/UA: a row of the dimensional task (no classes)." if rated else ""))
+            + (f" {ccc_text} Blank WA/UA: a row of the dimensional task (no classes)." if rated else ""))
+    text = text if classified else ccc_text
     ran = [f"- exp {get['exp']}: {get['upstreams']}" + (f" (profile {get['profile']})" if get["profile"] else "")
-           for get in (dict(zip(header, line)) for line in lines)]
+           for get in get_all]
     out = [f"# {title}", "", *([f"**{note}**", ""] if note else []), text, "",
-           md_table(names, [cells(line) for line in lines]), "", "Upstreams as run:", "", *ran, ""]
+           md_table(names, [cells(get) for get in get_all]), "", "Upstreams as run:", "", *ran, ""]
     return "\n".join([*out, *sections]).rstrip("\n") + "\n"
 
 

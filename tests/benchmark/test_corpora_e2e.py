@@ -118,6 +118,11 @@ def test_one_recipe_across_corpora_writes_one_line_per_corpus(tmp_path):
             assert float(line[f"{metric}_mean"]) == pytest.approx(sum(values) / len(values), abs=0.006)
             assert float(line[f"{metric}_ci_low"]) <= float(line[f"{metric}_mean"]) <= float(line[f"{metric}_ci_high"])
     assert "| emodb | 7 | 5 | 535 |" in (out / "corpora.md").read_text()
+    # a later corpus that cannot be read stops the run before the first one is trained (it ran first before)
+    late = tmp_path / "late"
+    done = _cli("--corpora", "emodb,tess", "--data", str(data), "--upstream", "fbank", "--out", str(late))
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: --corpora tess: "), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not late.exists()
 
 
 def test_train_on_one_corpus_test_on_another_over_their_shared_classes(tmp_path):

@@ -177,6 +177,7 @@ def test_a_dimensional_table_reports_ccc_with_its_statistics_and_no_class_scores
     assert float(pair["diff_low"]) <= float(pair["ccc_mean_diff"]) <= float(pair["diff_high"])
     markdown = (out / "table1.md").read_text()
     assert "CCC mean 95% CI" in markdown and "## Paired CCC comparisons" in markdown
+    assert "WA mean" not in markdown and "WA/UA in %" not in markdown  # no row has classes: no empty columns
     assert "## Recall per class" not in markdown and not (out / "table1_confusion").exists()
     assert (out / "table1_pairwise.csv").read_text().count("\n") == 1  # WA/UA pairs: none, only the header
     assert {p.name for p in (out / "table1_attributes").iterdir()} == {"exp09.png", "exp12.png"}

@@ -139,11 +139,33 @@ def _write_bad_models(root: Path, published: Path) -> dict[str, Path]:
     no_preprocessor.mkdir()
     (no_preprocessor / "config.json").write_text((published / "config.json").read_text())
     (no_preprocessor / "model.safetensors").write_bytes((published / "model.safetensors").read_bytes())
+    only_training_args = root / "only_training_args"
+    only_training_args.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (only_training_args / name).write_text((published / name).read_text())
+    (only_training_args / "training_args.bin").write_bytes(b"not weights")
+    broken_config = root / "broken_config"
+    broken_config.mkdir()
+    for name in ("preprocessor_config.json", "model.safetensors"):
+        (broken_config / name).write_bytes((published / name).read_bytes())
+    (broken_config / "config.json").write_text("{not json")
+    broken_preprocessor = root / "broken_preprocessor"
+    broken_preprocessor.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (broken_preprocessor / name).write_bytes((published / name).read_bytes())
+    (broken_preprocessor / "preprocessor_config.json").write_text("{not json")
+    regression = root / "regression"
+    regression.mkdir()
+    config = json.loads((published / "config.json").read_text()) | {"problem_type": "regression"}
+    (regression / "config.json").write_text(json.dumps(config))
+    for name in ("preprocessor_config.json", "model.safetensors"):
+        (regression / name).write_bytes((published / name).read_bytes())
     text_model = root / "text_model"
     BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8).save_pretrained(text_model)
     (text_model / "preprocessor_config.json").write_text("{}")
     (text_model / "model.safetensors").write_bytes(b"")
-    return {"no_preprocessor": no_preprocessor, "text_model": text_model}
+    return {"no_preprocessor": no_preprocessor, "text_model": text_model, "only_training_args": only_training_args,
+            "broken_config": broken_config, "broken_preprocessor": broken_preprocessor, "regression": regression}
 
 
 def test_bad_published_models_and_options_are_one_line_and_write_nothing(published, tone_corpus, tmp_path, capsys):
@@ -158,6 +180,15 @@ def test_bad_published_models_and_options_are_one_line_and_write_nothing(publish
         ([f"hfcls:{published}", "--task", "dimensional"], "--task dimensional does not apply"),
         ([f"hfcls:{published}", "--downstream", "ecapa"], "--downstream ecapa does not apply"),
         (["fbank", "--label-map", "a=b"], "--label-map maps a published model's labels"),
+        ([f"hfcls:{bad['only_training_args']}"], "has no weights file"),
+        ([f"hfcls:{bad['broken_config']}"], f"{bad['broken_config'] / 'config.json'}: not a transformers config"),
+        ([f"hfcls:{bad['broken_preprocessor']}"],
+         f"{bad['broken_preprocessor'] / 'preprocessor_config.json'}: not a feature extractor config"),
+        ([f"hfcls:{bad['regression']}"], "its head regresses values"),
+        ([f"hfcls:{published}", "--seeds", "2"], "--seeds (no training, no seed) does not apply"),
+        ([f"hfcls:{published}", "--table", "1", "--task", "both"], "--task both does not apply"),
+        (["fbank", "--table", "1", "--experiment", "9", "--label-map", "a=b"], "add one with --upstream hfcls:"),
+        ([f"hfcls:{published}", "--table", "1", "--experiment", "9", "--seeds", "2"], "--seeds (no training, no seed)"),
     ]
     for index, (arguments, message) in enumerate(cases):
         out = tmp_path / f"out{index}"
@@ -167,10 +198,48 @@ def test_bad_published_models_and_options_are_one_line_and_write_nothing(publish
         assert not out.exists()
 
 
-def test_the_label_map_and_the_model_files_are_part_of_the_units_identity(published, tone_corpus, tmp_path):
+def test_the_label_map_and_the_model_files_are_part_of_the_units_identity(published, tone_corpus, tmp_path,
+                                                                           monkeypatch):
     base = RunRequest(upstream=f"hfcls:{published}", data=tone_corpus, folds=(1,), out=tmp_path, strict=False,
                       threads=1)
     run(base)
     run(RunRequest(**{**base.__dict__, "label_map": "calm=neu"}))
     folders = sorted(p.name for p in (tmp_path / "runs").glob("hfcls_*/published-*"))
     assert len(folders) == 2  # mapping calm onto neutral is another result
+    run(RunRequest(**{**base.__dict__, "label_map": "CALM=neu"}))  # the model's labels, but for case
+    monkeypatch.chdir(published.parent)
+    run(RunRequest(**{**base.__dict__, "upstream": f"hfcls:./{published.name}"}))  # the same folder, named otherwise
+    assert sorted(p.name for p in (tmp_path / "runs").glob("hfcls_*/published-*")) == folders
+
+
+def test_a_half_precision_model_is_fed_as_the_pipeline_feeds_it(published, tone_corpus, tmp_path):
+    from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+
+    half = tmp_path / "half"
+    AutoModelForAudioClassification.from_pretrained(published).half().save_pretrained(half)
+    Wav2Vec2FeatureExtractor.from_pretrained(published).save_pretrained(half)
+    result = json.loads(next((tmp_path / "o" / "runs").glob("hfcls_half/published-*/fold1/result.json")).read_text()) \
+        if run(RunRequest(upstream=f"hfcls:{half}", data=tone_corpus, folds=(1,), out=tmp_path / "o", strict=False,
+                          threads=1)) else {}
+    utterances = {u.id: u for u in iemocap.load(tone_corpus, strict=False, verbose=False)}
+    expected = _pipeline_predictions(half, [utterances[i] for i in result["test_ids"]])
+    assert result["scores"]["average"]["predictions"] == expected
+
+
+def test_a_table_row_with_an_hfcls_branch_beside_others_is_refused(published, tone_corpus, tmp_path, monkeypatch,
+                                                                   capsys):
+    from benchmark.experiments import definitions
+
+    folder = tmp_path / "experiments" / "table1"
+    folder.mkdir(parents=True)
+    (folder / "exp01.yaml").write_text(f"id: 1\ndescription: fused\nbranches: [hfcls:{published}, fbank]\n"
+                                       "finetune: [false, false]\naggregator: ecapa\nfusion: early\n")
+    monkeypatch.setattr(definitions, "EXPERIMENTS_DIR", tmp_path / "experiments")
+    assert main(["--table", "1", "--data", str(tone_corpus), "--no-strict", "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "experiment 1: an hfcls: model is a whole classifier" in error[0]
+    assert not (tmp_path / "o").exists()
+    (folder / "exp01.yaml").write_text(f"id: 1\ndescription: published, as a row\nbranches: [hfcls:{published}]\n"
+                                       "finetune: [false]\naggregator: mean\n")
+    (row,) = _rows(run(RunRequest(table=1, data=tone_corpus, folds=(1,), out=tmp_path / "r", strict=False, threads=1)))
+    assert row["exp"] == "1" and float(row["wa_mean"]) >= 0.0 and "scored as it is" in row["upstreams"]
