@@ -243,3 +243,30 @@ def test_a_table_row_with_an_hfcls_branch_beside_others_is_refused(published, to
                                        "finetune: [false]\naggregator: mean\n")
     (row,) = _rows(run(RunRequest(table=1, data=tone_corpus, folds=(1,), out=tmp_path / "r", strict=False, threads=1)))
     assert row["exp"] == "1" and float(row["wa_mean"]) >= 0.0 and "scored as it is" in row["upstreams"]
+
+
+def test_a_multi_label_head_is_scored_with_sigmoids_as_the_pipeline_scores_it(published, tone_corpus, tmp_path):
+    """Two labels onto one class (calm → neu): the class' probability is their sum, of sigmoids here."""
+    import shutil
+
+    from transformers import pipeline
+
+    from benchmark.experiments.published import class_probabilities, resolve_published
+    from benchmark.training.batching import AudioStore
+
+    folder = tmp_path / "multi"
+    shutil.copytree(published, folder)
+    config = json.loads((folder / "config.json").read_text()) | {"problem_type": "multi_label_classification"}
+    (folder / "config.json").write_text(json.dumps(config))
+    model = resolve_published(f"hfcls:{folder}", iemocap.LABELS, "calm=neu")
+    assert model.multi_label and ("calm", "neu") in model.mapping.pairs
+    utterances = iemocap.load(tone_corpus, strict=False, verbose=False)[:6]
+    ours = class_probabilities(model, iemocap.LABELS, utterances, AudioStore())
+    classify = pipeline("audio-classification", model=str(folder), device="cpu", top_k=None)
+    onto = dict(model.mapping.pairs)
+    for row, u in zip(ours, utterances):
+        wav, rate = soundfile.read(str(u.path), dtype="float32")
+        scores = {s["label"]: s["score"] for s in classify({"raw": wav, "sampling_rate": rate})}
+        expected = [sum(v for k, v in scores.items() if onto.get(k) == c) for c in iemocap.LABELS]
+        assert row == pytest.approx(expected, abs=1e-5)
+    assert ours.sum(-1).max() > 1.0 + 1e-3  # sigmoids: not a distribution (a softmax would sum to at most 1)
