@@ -166,9 +166,7 @@ def provenance(request: dict[str, Any], out: Path, profile: Profile, experiments
         "corpus": request.get("corpus", "iemocap"),
         "labels": list(settings.labels),
         **({"label_mapping": corpus.mapping} if corpus.mapping else {}),
-        **({"published": {name: {"folder": str(m.directory), "fingerprint": m.fingerprint, "labels": list(m.labels),
-                                 "mapping": m.mapping.describe()} for name, m in settings.published.items()}}
-           if settings.published else {}),
+        **({"published": {name: m.record() for name, m in settings.published.items()}} if settings.published else {}),
         "fold_data": {str(k): v for k, v in settings.fold_data.items()},
         "git_commit": _git_commit(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,

@@ -28,7 +28,7 @@ from .common.lock import run_lock
 from .experiments.definitions import ExperimentConfig, Profile
 from .experiments.estimate import RunCost, check_disk, estimate, format_estimate
 from .experiments.plan import RunSettings, Unit, plan, reported_checkpoints
-from .experiments.published import is_published, resolve_published
+from .experiments.published import is_published, published_models
 from .experiments.retention import CacheJanitor
 from .experiments.stages import RunContext, execute
 from .outputs import CorpusRead, collect_rows, recipe_stem, record_path, report
@@ -65,9 +65,10 @@ def resolve(request: RunRequest, folds: tuple[int, ...] | None = None, quiet: bo
         announce_stand_ins(profile, experiments)
     stem = recipe_stem(asdict(request), profile.resolve(request.upstream))
     read_as = replace(request, task=table_task(experiments)) if table_name else request  # rows' tasks read a table
-    corpus = read_corpus(read_as, folds or request.folds, record_path(request.out, table_name, stem), quiet)
-    published = {b: resolve_published(b, corpus.labels, request.label_map) for e in experiments for b in e.branches
-                 if is_published(b)}
+    record = record_path(request.out, table_name, stem)
+    corpus = read_corpus(read_as, folds or request.folds, record, quiet)
+    published = published_models([b for e in experiments for b in e.branches if is_published(b)], corpus.labels,
+                                 request.label_map, record if request.report_only else None)
     for model in published.values() if not quiet and distributed.world().is_main else ():
         print(f"{model.name}: {model.directory}, labels {model.mapping.describe()}")
     settings = RunSettings(profile, request.seed, request.split, request.upstream_ckpt, corpus.fold_data, corpus.labels,

@@ -112,16 +112,32 @@ class PublishedModel:
     fingerprint: str  # of the config, preprocessor and weight files' contents
     mapping: LabelMapping
     multi_label: bool = False  # problem_type multi_label_classification: sigmoid per label, as the pipeline
+    local: bool = True  # a folder given by path (else a Hub id, `directory` its cached snapshot)
 
     @property
     def source(self) -> str:
         return self.name[len(PREFIX):]
 
+    def record(self) -> dict:
+        """What `run.json` keeps of it, enough for `--report-only` without the model (`from_record`)."""
+        return {"folder": str(self.directory), "labels": list(self.labels), "sampling_rate": self.sampling_rate,
+                "fingerprint": self.fingerprint, "multi_label": self.multi_label, "local": self.local,
+                "mapping": {"pairs": [list(p) for p in self.mapping.pairs], "ignored": list(self.mapping.ignored),
+                            "unpredicted": list(self.mapping.unpredicted)}, "described": self.mapping.describe()}
+
+    @staticmethod
+    def from_record(name: str, data: dict) -> "PublishedModel":
+        mapping = data["mapping"]
+        return PublishedModel(name, Path(data["folder"]), tuple(data["labels"]), int(data["sampling_rate"]),
+                              str(data["fingerprint"]), LabelMapping(tuple(tuple(p) for p in mapping["pairs"]),
+                                                                     tuple(mapping["ignored"]),
+                                                                     tuple(mapping["unpredicted"])),
+                              bool(data["multi_label"]), bool(data["local"]))
+
     @property
     def label(self) -> str:
         """Names its run folder: the Hub id, or a local folder's own name (however the path was written)."""
-        local = Path(self.source).expanduser().is_dir()
-        return PREFIX + (self.directory.resolve().name if local else self.source)
+        return PREFIX + (self.directory.resolve().name if self.local else self.source)
 
 
 def _local_folder(source: str) -> Path:
@@ -176,7 +192,30 @@ def resolve_published(name: str, classes: Sequence[str], label_map: str = "") ->
     for path in weights:
         digest.update(f"{path.name}:{content_hash(path, path.stat().st_size, path.stat().st_mtime_ns)}".encode())
     return PublishedModel(name, folder, labels, int(rate), digest.hexdigest()[:16],
-                          map_labels(labels, classes, label_map, name), config.problem_type == "multi_label_classification")
+                          map_labels(labels, classes, label_map, name), config.problem_type == "multi_label_classification",
+                          Path(name[len(PREFIX):]).expanduser().is_dir())
+
+
+def published_models(names: Sequence[str], classes: Sequence[str], label_map: str = "",
+                     recorded: Path | None = None) -> dict[str, PublishedModel]:
+    """Each `hfcls:` name resolved; with `recorded` (`--report-only`: the run's record), a model whose
+    folder is not here (results copied elsewhere, or a Hub id: nothing is downloaded) as the run recorded it."""
+    kept: dict = {}
+    if recorded is not None and recorded.is_file():
+        try:
+            kept = json.loads(recorded.read_text(encoding="utf-8")).get("published") or {}
+        except (OSError, ValueError, AttributeError):
+            kept = {}
+    models = {}
+    for name in dict.fromkeys(names):
+        if name in kept and not Path(name[len(PREFIX):]).expanduser().is_dir():
+            try:
+                models[name] = PublishedModel.from_record(name, kept[name])
+                continue
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"{recorded}: its record of {name} is incomplete; give the model's folder") from None
+        models[name] = resolve_published(name, classes, label_map)
+    return models
 
 
 @functools.lru_cache(maxsize=16)

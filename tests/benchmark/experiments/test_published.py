@@ -270,3 +270,17 @@ def test_a_multi_label_head_is_scored_with_sigmoids_as_the_pipeline_scores_it(pu
         expected = [sum(v for k, v in scores.items() if onto.get(k) == c) for c in iemocap.LABELS]
         assert row == pytest.approx(expected, abs=1e-5)
     assert ours.sum(-1).max() > 1.0 + 1e-3  # sigmoids: not a distribution (a softmax would sum to at most 1)
+
+
+def test_report_only_without_the_model_reports_the_run_as_recorded(published, tone_corpus, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(published, copy)
+    request = RunRequest(table=1, experiments=(9,), upstream=f"hfcls:{copy}", data=tone_corpus, folds=(1,),
+                         out=tmp_path / "out", profile=PROFILE, strict=False, threads=1)
+    table = run(request).read_text()
+    shutil.rmtree(copy)  # results copied to another machine, without the model
+    assert run(replace(request, report_only=True)).read_text() == table
+    with pytest.raises(ConfigError, match="no such folder"):  # training needs it
+        run(request)
