@@ -213,13 +213,8 @@ def collect_rows(request: dict[str, Any], out: Path, profile: Profile, experimen
 
 def row_summary(row: Row) -> str:
     """`WA … UA …` (fold means) of a row with classes, then `CCC …` (the mean CCC's fold mean) of a rated one."""
-    shown = []
-    if row.classified:
-        shown += [f"{m.upper()} {mean_and_std([getattr(row.scores(k), m) for k in row.folds])[0]:6.2f}" for m in ("wa", "ua")]
-    if row.rated:
-        kind = row.experiment.checkpoint
-        shown.append(f"CCC {mean_and_std([row.folds[k].dimensional[kind]['ccc_mean'] for k in row.folds])[0]:.3f}")
-    return "  ".join(shown)
+    shown = [f"{m.upper()} {row.fold_mean(m):6.2f}" for m in ("wa", "ua")] if row.classified else []
+    return "  ".join(shown + ([f"CCC {row.fold_mean('ccc_mean'):.3f}"] if row.rated else []))
 
 
 def report(request: dict[str, Any], out: Path, profile: Profile, table_name: str,

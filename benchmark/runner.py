@@ -243,15 +243,16 @@ def run_corpora(request: RunRequest) -> Path | None:
     lines, main = [], distributed.world().is_main
     each = {name: replace(request, corpus=name, data=request.data / name, out=request.out / name, corpora=())
             for name in request.corpora}
+    planned_by_corpus = {}
     for name, one in each.items():  # every corpus (and a published model's labels on it) checked before any runs
         try:
-            resolve(one, quiet=True)
+            planned_by_corpus[name] = resolve(one, quiet=True)
         except ValueError as error:
             raise type(error)(f"--corpora {name}: {error}") from None
     for name, one in each.items():
         if run(one) is None and main:  # cluster jobs submitted without waiting
             return None
-        planned = resolve(one, quiet=True)
+        planned = planned_by_corpus[name]  # running reads no other data than this plan's
         rows = collect_rows(asdict(one), one.out, planned.profile, planned.experiments, planned.settings, planned.corpus)
         lines.append(corpus_line(name, planned.corpus.labels, list(rows[0].folds.values()), "average", StatsConfig(),
                                  planned.profile.resolve(request.upstream), request.downstream))

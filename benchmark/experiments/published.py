@@ -120,19 +120,18 @@ class PublishedModel:
 
     def record(self) -> dict:
         """What `run.json` keeps of it, enough for `--report-only` without the model (`from_record`)."""
-        return {"folder": str(self.directory), "labels": list(self.labels), "sampling_rate": self.sampling_rate,
-                "fingerprint": self.fingerprint, "multi_label": self.multi_label, "local": self.local,
-                "mapping": {"pairs": [list(p) for p in self.mapping.pairs], "ignored": list(self.mapping.ignored),
-                            "unpredicted": list(self.mapping.unpredicted)}, "described": self.mapping.describe()}
+        return {"model": self.name, "folder": str(self.directory), "fingerprint": self.fingerprint,
+                "labels": list(self.labels), "mapping": [list(p) for p in self.mapping.pairs],
+                "ignored": list(self.mapping.ignored), "unpredicted": list(self.mapping.unpredicted),
+                "described": self.mapping.describe(), "sampling_rate": self.sampling_rate,
+                "multi_label": self.multi_label, "local": self.local}
 
     @staticmethod
     def from_record(name: str, data: dict) -> "PublishedModel":
-        mapping = data["mapping"]
+        mapping = LabelMapping(tuple(tuple(p) for p in data["mapping"]), tuple(data["ignored"]),
+                               tuple(data["unpredicted"]))
         return PublishedModel(name, Path(data["folder"]), tuple(data["labels"]), int(data["sampling_rate"]),
-                              str(data["fingerprint"]), LabelMapping(tuple(tuple(p) for p in mapping["pairs"]),
-                                                                     tuple(mapping["ignored"]),
-                                                                     tuple(mapping["unpredicted"])),
-                              bool(data["multi_label"]), bool(data["local"]))
+                              str(data["fingerprint"]), mapping, bool(data["multi_label"]), bool(data["local"]))
 
     @property
     def label(self) -> str:
@@ -288,9 +287,6 @@ def run_published(unit: PublishedUnit, fold: Fold, store: AudioStore, classes: S
     result = UnitResult(fold.index, fold.split, fold.split_hash, 0, 0, len(fold.test), 0, [],
                         {"best": scores, "average": scores}, [u.id for u in fold.test],
                         [u.label_index for u in fold.test], {}, unit.key, list(classes))
-    record = {"model": unit.model.name, "folder": str(unit.model.directory), "fingerprint": unit.model.fingerprint,
-              "labels": list(unit.model.labels), "mapping": [list(p) for p in unit.model.mapping.pairs],
-              "ignored": list(unit.model.mapping.ignored), "unpredicted": list(unit.model.mapping.unpredicted)}
-    atomic_write_text(unit_dir / "published.json", json.dumps(record, indent=1) + "\n")
+    atomic_write_text(unit_dir / "published.json", json.dumps(unit.model.record(), indent=1) + "\n")
     atomic_write_text(unit_dir / RESULT_FILE, json.dumps(asdict(result)) + "\n")  # last: it marks the unit done
     return result

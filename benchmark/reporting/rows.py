@@ -7,9 +7,12 @@ from typing import Protocol
 
 import numpy as np
 
+from .dimensional import fold_mean_interval, unit_folds
 from .metrics import score
 from .results import UnitResult
-from .stats import Outcomes
+from .stats import Outcomes, StatsConfig
+
+CCC_RESAMPLES = 2_000  # at most, for the CCC bootstrap (each resample scores every attribute of every fold)
 
 
 class ReportedExperiment(Protocol):
@@ -53,6 +56,18 @@ class Row:
     def rated(self) -> bool:
         """Whether the row's reported checkpoint has attribute (CCC) scores on every fold."""
         return all(self.folds[k].dimensional.get(self.experiment.checkpoint) for k in self.folds)
+
+    def fold_mean(self, metric: str) -> float:
+        """The mean over folds of the reported checkpoint's "wa", "ua" (%) or "ccc_mean"."""
+        if metric == "ccc_mean":
+            return float(np.mean([self.folds[k].dimensional[self.experiment.checkpoint]["ccc_mean"] for k in self.folds]))
+        return float(np.mean([getattr(self.scores(k), metric) for k in self.folds]))
+
+    def ccc_interval(self, stats: StatsConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fold-mean CCC per attribute and their mean (the last entry), with the bootstrap interval's bounds."""
+        results = [self.folds[k] for k in sorted(self.folds)]
+        return fold_mean_interval(unit_folds(results, self.experiment.checkpoint), min(stats.resamples, CCC_RESAMPLES),
+                                  stats.seed, stats.level)
 
     def outcomes(self) -> Outcomes:
         """Per-utterance test outcomes of the reported checkpoint, all folds together."""

@@ -16,7 +16,6 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from ..common.io import atomic_write_text
-from .dimensional import fold_mean_interval, unit_folds
 from .rows import Row
 from .sections import md_table
 from .stats import StatsConfig, bootstrap_interval
@@ -28,12 +27,6 @@ CCC = "ccc_mean"  # of rated rows (tasks dimensional and both): the mean CCC's f
 
 def has(row: Row, metric: str) -> bool:
     return row.rated if metric == CCC else row.classified
-
-
-def fold_mean(row: Row, metric: str) -> float:
-    if metric == CCC:
-        return float(np.mean([row.folds[k].dimensional[row.experiment.checkpoint][CCC] for k in row.folds]))
-    return float(np.mean([getattr(row.scores(k), metric) for k in row.folds]))
 
 
 def seed_interval(values: list[float], level: float) -> tuple[float, float]:
@@ -48,8 +41,7 @@ def seed_interval(values: list[float], level: float) -> tuple[float, float]:
 def test_set_interval(row: Row, metric: str, stats: StatsConfig) -> tuple[float, float]:
     """The bootstrap interval of the row's fold mean of `metric` on its test utterances (as the table draws it)."""
     if metric == CCC:
-        folds = unit_folds([row.folds[k] for k in sorted(row.folds)], row.experiment.checkpoint)
-        _, low, high = fold_mean_interval(folds, min(stats.resamples, 2_000), stats.seed, stats.level)
+        _, low, high = row.ccc_interval(stats)
         return float(low[-1]), float(high[-1])
     test = bootstrap_interval(row.outcomes(), len(row.labels), stats, [stats.seed, 0, row.experiment.id])
     return (test.wa_low, test.wa_high) if metric == "wa" else (test.ua_low, test.ua_high)
@@ -77,18 +69,19 @@ def seed_rows(rows_by_seed: dict[int, list[Row]], stats: StatsConfig = StatsConf
         e = first.experiment
         spec = lambda m: ".3f" if m == CCC else ".2f"  # noqa: E731
         line: list[object] = [e.id, e.description, e.checkpoint, " ".join(map(str, seeds))]
-        line += [format(fold_mean(per_seed[s], m), spec(m)) if has(first, m) else "" for s in seeds for m in metrics]
+        line += [format(per_seed[s].fold_mean(m), spec(m)) if has(first, m) else "" for s in seeds for m in metrics]
         for metric in metrics:
             if not has(first, metric):
                 line += [""] * 4
                 continue
-            values = [fold_mean(per_seed[s], metric) for s in seeds]
+            values = [per_seed[s].fold_mean(metric) for s in seeds]
             low, high = seed_interval(values, stats.level)
             line += [format(float(np.mean(values)), spec(metric)),
                      format(float(np.std(values, ddof=1)), spec(metric)) if len(values) > 1 else "",
                      format(low, spec(metric)), format(high, spec(metric))]
-        line += [format(v, spec(m)) if has(first, m) else "" for m in metrics
-                 for v in (test_set_interval(first, m, stats) if has(first, m) else (0.0, 0.0))]
+        for metric in metrics:
+            line += [format(v, spec(metric)) for v in test_set_interval(first, metric, stats)] if has(first, metric) \
+                else ["", ""]
         lines.append(line)
     return header, lines
 

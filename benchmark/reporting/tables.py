@@ -17,11 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..common.io import atomic_write_figure, atomic_write_text
-from .dimensional import PAIRWISE_CCC_COLUMNS, fold_mean_interval, pairwise_ccc_rows, unit_folds, write_scatter
+from .dimensional import PAIRWISE_CCC_COLUMNS, pairwise_ccc_rows, write_scatter
 from .layers import fold_layer_weights, layer_csv_rows, layers_png, mean_weights
 from .metrics import mean_and_std
 from .results import UnitResult
-from .rows import Row
+from .rows import CCC_RESAMPLES, Row
 from .sections import (
     PAIRWISE_COLUMNS,
     ccc_section,
@@ -98,8 +98,7 @@ def class_cells(row: Row, folds: list[int], bounds: list[object]) -> list[object
 def class_differences(row: Row, paper_wa: float | None, paper_ua: float | None) -> list[str]:
     if paper_wa is None or paper_ua is None:
         return ["", ""]
-    wa, ua = (mean_and_std([getattr(row.scores(k), m) for k in row.folds])[0] for m in ("wa", "ua"))
-    return [f"{wa - paper_wa:.2f}", f"{ua - paper_ua:.2f}"]
+    return [f"{row.fold_mean('wa') - paper_wa:.2f}", f"{row.fold_mean('ua') - paper_ua:.2f}"]
 
 
 CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_mean_ci_low", "ccc_mean_ci_high")
@@ -108,12 +107,9 @@ CCC_COLUMNS = ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean", "ccc_m
 def ccc_cells(row: Row, stats: StatsConfig = StatsConfig()) -> list[str]:
     """The row's CCC per attribute and their mean, each the mean over its folds, and the bootstrap
     interval of that mean ("" without attributes)."""
-    kind = row.experiment.checkpoint
-    results = [row.folds[k] for k in sorted(row.folds)]
-    if not all(r.dimensional.get(kind) for r in results):
+    if not row.rated:
         return [""] * len(CCC_COLUMNS)
-    mean, low, high = fold_mean_interval(unit_folds(results, kind), min(stats.resamples, 2_000), stats.seed,
-                                         stats.level)
+    mean, low, high = row.ccc_interval(stats)
     return [f"{v:.3f}" for v in (*mean, low[-1], high[-1])]
 
 
@@ -268,7 +264,7 @@ def write_table(out: Path, name: str, rows: list[Row], provenance: dict, *, stat
         confusion_png(out / f"{name}_confusion" / f"exp{row.experiment.id:02d}.png", row.pooled()[2],
                       f"exp {row.experiment.id}: {row.experiment.description[:48]}", row.labels)
     rated = [r for r in rows if r.rated]
-    ccc_pairs = pairwise_ccc_rows(rated, min(stats.resamples, 2_000), stats.seed) if len(rated) > 1 else []
+    ccc_pairs = pairwise_ccc_rows(rated, min(stats.resamples, CCC_RESAMPLES), stats.seed) if len(rated) > 1 else []
     layer_lines, layer_section = layer_outputs(out, name, rows)
     sections = (*(significance_section(name, [r.experiment.id for r in classified], comparisons, stats)
                   if classified else ()),
